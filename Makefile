@@ -1,0 +1,27 @@
+# The two README commands: `make run` starts Sluice, `make test` runs the test suite.
+# Both install into a local virtualenv (.venv) first when requirements.txt changed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run stop status test
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+run: install
+	$(PY) manage.py stack up
+
+stop:
+	$(PY) manage.py stack down
+
+status:
+	$(PY) manage.py stack status
+
+test: install
+	$(PY) -m pytest

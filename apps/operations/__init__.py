@@ -1,0 +1,1 @@
+"""Operations: health, the dev/test stack command, and (later) overload control."""

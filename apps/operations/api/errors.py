@@ -1,0 +1,50 @@
+"""One JSON error shape for every API error: ``{"error": {"code", "message", "fields"?}}``.
+
+DRF's exceptions pass through ``exception_handler``; anything unexpected is logged and
+turned into a JSON 500 that names the request id instead of an HTML page.
+"""
+import logging
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(*, code: str, message: str, fields: dict | None = None, **extra) -> dict:
+    body = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    body.update(extra)
+    return {"error": body}
+
+
+def _message_from(detail) -> str:
+    if isinstance(detail, list):
+        return "; ".join(_message_from(d) for d in detail)
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {_message_from(v)}" for k, v in detail.items())
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
+        return Response(
+            error_body(code="internal_error", message="An unexpected error occurred; it was logged."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        fields = detail if isinstance(detail, dict) else None
+        response.data = error_body(
+            code="invalid", message="The request is invalid: " + _message_from(detail), fields=fields
+        )
+    else:
+        code = getattr(exc, "default_code", "error")
+        if isinstance(exc, exceptions.APIException):
+            code = exc.get_codes() if isinstance(exc.get_codes(), str) else code
+        response.data = error_body(code=code, message=_message_from(getattr(exc, "detail", str(exc))))
+    return response

@@ -1,0 +1,2 @@
+class StackError(Exception):
+    """Something the operator must fix; the message says what is wrong and what to do."""

@@ -1,0 +1,41 @@
+"""Celery on Redis: broker, results, priorities, delivery guarantees.
+
+https://docs.celeryq.dev/en/stable/userguide/configuration.html
+https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html
+Queues, their priorities and routing are declared once in ``workers/queues.py``.
+"""
+from .caches import redis_db_url
+from .env import env
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=redis_db_url(0))
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=redis_db_url(1))
+CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", default=3600)
+
+# A task is acknowledged only after it ran, and a worker that dies mid-task gives it
+# back, so nothing is lost when a worker is killed; prefetch 1 keeps queued work in
+# Redis (visible, and stealable by other workers) rather than buffered in one worker.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis redelivers unacknowledged messages after this many seconds; it must be longer
+# than the longest task, or a slow task is run twice.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TRACK_STARTED = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Per-queue worker concurrency for the stack's worker pools (workers/pools.py).
+SLUICE_WORKER_CONCURRENCY = {
+    "embed": env.int("SLUICE_WORKER_CONCURRENCY_EMBED", default=1),
+    "retrieve": env.int("SLUICE_WORKER_CONCURRENCY_RETRIEVE", default=2),
+    "generate": env.int("SLUICE_WORKER_CONCURRENCY_GENERATE", default=4),
+}
+# Seconds between worker heartbeats in Redis, and how long one stays valid.
+SLUICE_WORKER_HEARTBEAT_INTERVAL = env.float("SLUICE_WORKER_HEARTBEAT_INTERVAL", default=2.0)
+SLUICE_WORKER_HEARTBEAT_TTL = env.int("SLUICE_WORKER_HEARTBEAT_TTL", default=10)

@@ -1,0 +1,21 @@
+"""The test stack: its own data directory and ports, so it never touches a running dev stack."""
+import os
+
+from .env import BASE_DIR
+
+# Defaults only: an environment variable set by the caller still wins.
+for _name, _value in {
+    "SLUICE_DATA_DIR": str(BASE_DIR / ".sluice" / "test"),
+    "SLUICE_PG_PORT": "55532",
+    "SLUICE_REDIS_PORT": "56479",
+    "SLUICE_WEB_PORT": "8100",
+    "SLUICE_FLOWER_PORT": "5655",
+    "SLUICE_EMBEDDING_BACKEND": "hash",
+    "SLUICE_WORKER_HEARTBEAT_TTL": "6",
+    "SLUICE_WORKER_HEARTBEAT_INTERVAL": "1",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+from .local import *  # noqa: E402,F401,F403
+
+DEBUG = False

@@ -1,0 +1,56 @@
+"""Session fixtures: the real embedded stack (Postgres primary + replica, Redis, one
+Celery worker per queue, Flower, the web server), started once for the whole run.
+
+Tests talk to it for real: the HTTP API over TCP, tasks through real workers, SQL on
+the real primary and replica. The test stack uses its own data directory and ports
+(ragproject/settings/test.py), wiped at the start of each run.
+"""
+import logging
+import os
+import shutil
+
+import httpx
+import pytest
+from django.conf import settings
+
+logger = logging.getLogger("tests.stack")
+
+
+def _echo(line: str) -> None:
+    logger.info(line)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup():
+    """Use the stack's real, migrated database (workers must see committed rows, so no
+    per-test transactions and no separate test database)."""
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_blocker):
+    from devstack.manager import Stack
+
+    assert settings.SLUICE_DATA_DIR.name == "test" or os.environ.get("SLUICE_TEST_DATA_DIR_OK"), (
+        "refusing to wipe a data directory that is not the test stack's"
+    )
+    s = Stack()
+    s.down(echo=_echo)  # leftovers of an interrupted run
+    shutil.rmtree(s.config.data_dir, ignore_errors=True)
+    with django_db_blocker.unblock():
+        s.up(echo=_echo)
+    yield s
+    with django_db_blocker.unblock():
+        s.down(echo=_echo)
+
+
+@pytest.fixture
+def live_db(stack, django_db_blocker):
+    """Direct ORM/SQL access to the stack's databases (committed immediately)."""
+    with django_db_blocker.unblock():
+        yield
+
+
+@pytest.fixture
+def api(stack):
+    with httpx.Client(base_url=f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}", timeout=30) as client:
+        yield client

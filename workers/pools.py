@@ -1,0 +1,69 @@
+"""How each queue's worker pool is started: one source of truth for the stack manager
+and the deployment entrypoints (docker/entrypoints/worker-*)."""
+import sys
+
+from django.conf import settings
+
+from .queues import Queue
+
+# I/O-bound pools use threads so one process can wait on many replicas/TGI calls; the
+# embedding pool uses processes so each has its own model copy and GIL.
+POOL_TYPE = {Queue.EMBED: "prefork", Queue.RETRIEVE: "threads", Queue.GENERATE: "threads"}
+
+
+def worker_argv(*, queue: Queue, python: str | None = None) -> list[str]:
+    """The command line that starts the worker pool for ``queue``."""
+    return [
+        python or sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "ragproject",
+        "worker",
+        "--queues",
+        queue.value,
+        "--hostname",
+        f"{queue.value}@%h",
+        "--pool",
+        POOL_TYPE[queue],
+        "--concurrency",
+        str(settings.SLUICE_WORKER_CONCURRENCY[queue.value]),
+        "--prefetch-multiplier",
+        "1",
+        "--task-events",
+        "--loglevel",
+        settings.LOG_LEVEL,
+    ]
+
+
+def flower_argv(*, port: int, address: str, python: str | None = None) -> list[str]:
+    """Flower's command line; its basic auth is passed as FLOWER_BASIC_AUTH in the
+    environment so the password does not show up in ``ps``."""
+    return [
+        python or sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "ragproject",
+        "flower",
+        f"--port={port}",
+        f"--address={address}",
+        "--purge_offline_workers=60",
+    ]
+
+
+def web_argv(*, port: int, address: str, python: str | None = None) -> list[str]:
+    return [
+        python or sys.executable,
+        "-m",
+        "uvicorn",
+        "ragproject.asgi:application",
+        "--host",
+        address,
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",
+        "--timeout-graceful-shutdown",
+        "10",
+    ]
