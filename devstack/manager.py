@@ -22,7 +22,7 @@ from workers.queues import Queue
 from .config import StackConfig
 from .errors import StackError
 from .ports import port_open, wait_port_free
-from .postgres import PostgresNode, pg_bin_dir, primary_bootstrap, system_user
+from .postgres import PostgresNode, pg_bin_dir, pgvector_portable_install, primary_bootstrap, system_user
 from .procs import ManagedProcess, ensure_free
 
 logger = logging.getLogger(__name__)
@@ -154,9 +154,10 @@ class Stack:
 
     def _postgres_up(self, echo: Callable[[str], None]) -> None:
         self.primary.prepare_root()
+        extensions = pgvector_portable_install(root=self.primary.root)
         if not self.primary.initialized():
             echo(f"initialising Postgres primary in {self.primary.data}")
-            self.primary.init_primary()
+            self.primary.init_primary(extensions=extensions)
         if self.primary.is_replica():
             raise StackError(f"{self.primary.data} holds a standby, not a primary; move it away and run `stack up`.")
         self.primary.start()

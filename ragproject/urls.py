@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.operations.urls")),
+    path("api/v1/", include("apps.documents.urls")),
 ]

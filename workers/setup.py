@@ -3,6 +3,7 @@ from celery import Celery
 from django.conf import settings
 from kombu import Queue as KombuQueue
 
+from . import startup  # noqa: F401  (connects the start-up signals)
 from .heartbeat import WorkerHeartbeat
 from .queues import PRIORITY_SEP, PRIORITY_STEPS, Priority, Queue
 
@@ -19,6 +20,8 @@ def configure_app(app: Celery) -> None:
         "sep": PRIORITY_SEP,
         "queue_order_strategy": "priority",
         "visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": settings.SLUICE_UNACKED_RESTORE_INTERVAL,
+        "unacked_restore_throttle": settings.SLUICE_UNACKED_RESTORE_THROTTLE,
     }
     app.conf.result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
     app.steps["consumer"].add(WorkerHeartbeat)

@@ -19,7 +19,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Redis redelivers unacknowledged messages after this many seconds; it must be longer
 # than the longest task, or a slow task is run twice.
-CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+# Sluice's tasks are short steps (ingestion yields every SLUICE_INGEST_STEP_CHUNKS chunks).
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=600)
+# How often workers sweep for messages whose worker died (kombu's unacked_restore_interval
+# x unacked_restore_throttle seconds), so a `kill -9`'d task is redelivered.
+SLUICE_UNACKED_RESTORE_INTERVAL = env.int("SLUICE_UNACKED_RESTORE_INTERVAL", default=10)
+SLUICE_UNACKED_RESTORE_THROTTLE = env.int("SLUICE_UNACKED_RESTORE_THROTTLE", default=6)
 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -6,3 +6,27 @@ from .env import env
 # measure quality.
 SLUICE_EMBEDDING_BACKEND = env.str("SLUICE_EMBEDDING_BACKEND", default="sentence-transformers")
 SLUICE_EMBEDDING_DIM = 384
+# Seconds the `hash` backend sleeps per batch (tests use it to interrupt ingestion); 0 in use.
+SLUICE_EMBEDDING_HASH_DELAY = env.float("SLUICE_EMBEDDING_HASH_DELAY", default=0.0)
+# Seconds an embedding stays in the Redis cache (keyed by model and text hash).
+SLUICE_EMBEDDING_CACHE_TTL = env.int("SLUICE_EMBEDDING_CACHE_TTL", default=7 * 24 * 3600)
+
+# Worker start-up hooks per queue (dotted paths, run in every worker process).
+SLUICE_WORKER_PRELOAD = {
+    "embed": ["apps.documents.services.embedding.embedder_preload"],
+}
+
+# -- ingestion ----------------------------------------------------------------------------
+# Chunking with the embedding model's own tokenizer; max 254 (the model's 256 minus 2).
+SLUICE_CHUNK_MAX_TOKENS = env.int("SLUICE_CHUNK_MAX_TOKENS", default=200)
+SLUICE_CHUNK_OVERLAP_TOKENS = env.int("SLUICE_CHUNK_OVERLAP_TOKENS", default=32)
+# One ingestion step embeds at most this many chunks, then yields the worker so that
+# interactive work (query embedding) never waits longer than one step.
+SLUICE_INGEST_STEP_CHUNKS = env.int("SLUICE_INGEST_STEP_CHUNKS", default=64)
+# A step whose worker died this many times marks the document failed.
+SLUICE_INGEST_MAX_ATTEMPTS = env.int("SLUICE_INGEST_MAX_ATTEMPTS", default=3)
+# Upload limits: bytes per file / per JSON text, files per request, PDF pages, text size.
+SLUICE_UPLOAD_MAX_BYTES = env.int("SLUICE_UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
+SLUICE_UPLOAD_MAX_FILES = env.int("SLUICE_UPLOAD_MAX_FILES", default=50)
+SLUICE_PDF_MAX_PAGES = env.int("SLUICE_PDF_MAX_PAGES", default=2000)
+SLUICE_TEXT_MAX_CHARS = env.int("SLUICE_TEXT_MAX_CHARS", default=5_000_000)

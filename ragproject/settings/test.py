@@ -13,6 +13,14 @@ for _name, _value in {
     "SLUICE_EMBEDDING_BACKEND": "hash",
     "SLUICE_WORKER_HEARTBEAT_TTL": "6",
     "SLUICE_WORKER_HEARTBEAT_INTERVAL": "1",
+    # Redeliver the task of a killed worker within seconds, not minutes.
+    "CELERY_VISIBILITY_TIMEOUT": "15",
+    "SLUICE_UNACKED_RESTORE_INTERVAL": "1",
+    "SLUICE_UNACKED_RESTORE_THROTTLE": "1",
+    # Small limits so the limit tests send little data.
+    "SLUICE_UPLOAD_MAX_BYTES": str(2 * 1024 * 1024),
+    "SLUICE_UPLOAD_MAX_FILES": "20",
+    "SLUICE_TEXT_MAX_CHARS": "1000000",
 }.items():
     os.environ.setdefault(_name, _value)
 

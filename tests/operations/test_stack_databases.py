@@ -51,3 +51,27 @@ def test_row_written_on_primary_is_read_back_from_the_replica(live_db):
     with pytest.raises(Exception, match="read-only"):
         with connections["replica1"].cursor() as cursor:
             cursor.execute("INSERT INTO replication_probe VALUES ('nope')")
+
+
+def test_pgvector_handles_384_dimensions_with_hnsw_on_primary_and_replica(live_db):
+    # Guards against a pgvector build that needs CPU instructions this machine lacks
+    # (such a build dies with SIGILL on vectors of 16+ dimensions).
+    vector = "[" + ",".join(str((i % 7) / 7) for i in range(384)) + "]"
+    with connections["default"].cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS hnsw_probe (id serial PRIMARY KEY, e vector(384))")
+        cursor.execute("CREATE INDEX IF NOT EXISTS hnsw_probe_e ON hnsw_probe USING hnsw (e vector_cosine_ops)")
+        cursor.execute("INSERT INTO hnsw_probe (e) SELECT %s::vector FROM generate_series(1, 50)", [vector])
+        cursor.execute("SELECT e <=> %s::vector FROM hnsw_probe ORDER BY e <=> %s::vector LIMIT 1", [vector, vector])
+        assert cursor.fetchone()[0] == pytest.approx(0.0, abs=1e-6)
+    deadline = time.monotonic() + 10
+    while True:
+        with connections["replica1"].cursor() as cursor:
+            cursor.execute("SELECT to_regclass('hnsw_probe') IS NOT NULL")
+            if cursor.fetchone()[0]:
+                cursor.execute("SELECT min(e <-> %s::vector) FROM hnsw_probe", [vector])
+                distance = cursor.fetchone()[0]
+                if distance is not None:
+                    break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert distance == pytest.approx(0.0, abs=1e-6)

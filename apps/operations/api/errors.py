@@ -5,6 +5,9 @@ turned into a JSON 500 that names the request id instead of an HTML page.
 """
 import logging
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -29,6 +32,11 @@ def _message_from(detail) -> str:
 
 
 def exception_handler(exc, context):
+    # The same translation DRF applies, done first so the error code is the API one.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
@@ -43,8 +51,9 @@ def exception_handler(exc, context):
             code="invalid", message="The request is invalid: " + _message_from(detail), fields=fields
         )
     else:
-        code = getattr(exc, "default_code", "error")
-        if isinstance(exc, exceptions.APIException):
-            code = exc.get_codes() if isinstance(exc.get_codes(), str) else code
-        response.data = error_body(code=code, message=_message_from(getattr(exc, "detail", str(exc))))
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
+        response.data = error_body(
+            code=code, message=_message_from(getattr(exc, "detail", str(exc))), **getattr(exc, "error_extra", {})
+        )
     return response

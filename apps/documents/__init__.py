@@ -1,0 +1,1 @@
+"""Documents and ingestion: collections, documents, parsing, chunking, embedding, storage."""

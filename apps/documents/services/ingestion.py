@@ -1,0 +1,310 @@
+"""Writes: collections, document upload/update/reindex/delete, and the ingestion steps.
+
+Ingestion of one document version runs as a chain of short steps on the ``embed`` queue
+at bulk priority (``document_ingest_step``):
+
+1. the first step parses the raw content and chunks it, storing the chunk plan;
+2. each step embeds the next ``SLUICE_INGEST_STEP_CHUNKS`` chunks (through the Redis
+   embedding cache) and records progress, then the task re-enqueues itself, so an
+   interactive query embedding never waits behind more than one step;
+3. the last step writes every chunk in one transaction and marks the document ready:
+   a document is either fully ready (old chunks replaced atomically) or has none.
+
+A step whose worker died is redelivered (acks late + reject on worker lost) and resumes
+from the recorded progress; after ``SLUICE_INGEST_MAX_ATTEMPTS`` deaths the document is
+marked failed. A step for a superseded version (update/reindex/delete) stops without writing.
+"""
+import dataclasses
+import hashlib
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ..models import Chunk, Collection, Document, DocumentContent
+from .chunking import text_chunk
+from .embedding import DIM, embedder, texts_embed
+from .parsing import ParseError, UnsupportedFormat, document_parse, format_content_type
+
+logger = logging.getLogger(__name__)
+
+CHUNK_WRITE_BATCH = 500
+
+
+@dataclasses.dataclass
+class UploadItem:
+    data: bytes
+    format: str
+    filename: str = ""
+    content_type: str = ""
+    title: str = ""
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def collection_create(*, owner, name: str, description: str = "") -> Collection:
+    return Collection.objects.create(
+        owner=owner, name=name, description=description,
+        embedding_model=embedder_name(), embedding_dim=DIM,
+    )
+
+
+def embedder_name() -> str:
+    """The configured embedding model's name, without loading the model."""
+    from .embedding import BACKENDS
+
+    backend = BACKENDS[settings.SLUICE_EMBEDDING_BACKEND]
+    return backend.name
+
+
+def _collection_touch(collection_id: int) -> None:
+    Collection.objects.filter(pk=collection_id).update(content_version=F("content_version") + 1, updated_at=timezone.now())
+
+
+def _ingest_enqueue(document: Document) -> None:
+    from ..tasks import document_ingest_enqueue
+
+    document_id, version = document.pk, document.version
+    transaction.on_commit(lambda: document_ingest_enqueue(document_id=document_id, version=version))
+
+
+def documents_upload(*, collection: Collection, items: list[UploadItem]) -> list[tuple[Document, bool]]:
+    """Create a document per item, or return the existing one for identical content.
+
+    All items are created in one transaction (a failure leaves nothing behind); each new
+    document is queued for ingestion once the transaction commits. Returns
+    ``(document, created)`` pairs in input order.
+    """
+    results: list[tuple[Document, bool]] = []
+    with transaction.atomic():
+        for item in items:
+            existing = Document.objects.filter(collection=collection, content_hash=item.content_hash).first()
+            if existing is not None:
+                results.append((existing, False))
+                continue
+            try:
+                with transaction.atomic():  # savepoint: a concurrent identical upload wins the race
+                    document = Document.objects.create(
+                        collection=collection,
+                        title=(item.title or item.filename or "untitled")[:500],
+                        source=item.filename[:500],
+                        format=item.format,
+                        content_hash=item.content_hash,
+                        size_bytes=len(item.data),
+                        metadata=item.metadata,
+                    )
+                    DocumentContent.objects.create(document=document, data=item.data, content_type=item.content_type)
+            except IntegrityError:
+                results.append((Document.objects.get(collection=collection, content_hash=item.content_hash), False))
+                continue
+            _ingest_enqueue(document)
+            results.append((document, True))
+        if any(created for _, created in results):
+            _collection_touch(collection.pk)
+    for document, created in results:
+        logger.info("document %s %s in collection %s", document.pk, "queued" if created else "already present", collection.pk)
+    return results
+
+
+class DocumentConflict(Exception):
+    """The new content is already another document of the same collection."""
+
+    def __init__(self, other: Document):
+        self.other = other
+        super().__init__(f"this content is already document {other.pk} in the collection")
+
+
+def document_update(*, document: Document, item: UploadItem | None = None, title: str | None = None,
+                    metadata: dict | None = None) -> Document:
+    """Change a document's content and/or title/metadata. New content bumps the version and
+    re-ingests; the old chunks stay searchable until the new ones replace them atomically."""
+    with transaction.atomic():
+        document = Document.objects.select_for_update().get(pk=document.pk)
+        if title is not None:
+            document.title = title[:500]
+        if metadata is not None:
+            document.metadata = metadata
+        reingest = item is not None and item.content_hash != document.content_hash
+        if reingest:
+            other = Document.objects.filter(collection_id=document.collection_id, content_hash=item.content_hash).first()
+            if other is not None:
+                raise DocumentConflict(other)
+            document.content_hash = item.content_hash
+            document.size_bytes = len(item.data)
+            document.format = item.format
+            document.source = item.filename[:500] or document.source
+            DocumentContent.objects.update_or_create(
+                document=document,
+                defaults={"data": item.data, "content_type": item.content_type, "plan": None, "plan_version": 0},
+            )
+            _version_bump(document)
+        document.save()
+        if reingest:
+            _ingest_enqueue(document)
+        if metadata is not None:
+            # Chunks carry the document metadata that retrieval filters on.
+            Chunk.objects.filter(document=document).update(document_metadata=metadata)
+        _collection_touch(document.collection_id)
+    return document
+
+
+def _version_bump(document: Document) -> None:
+    document.version += 1
+    document.status = Document.Status.QUEUED
+    document.error = ""
+    document.attempts = 0
+    document.chunks_total = 0
+    document.chunks_embedded = 0
+
+
+def document_reindex(*, document: Document) -> Document:
+    """Re-parse, re-chunk and re-embed the stored content as a new version."""
+    with transaction.atomic():
+        document = Document.objects.select_for_update().get(pk=document.pk)
+        _version_bump(document)
+        document.save()
+        DocumentContent.objects.filter(document=document).update(plan=None, plan_version=0)
+        _ingest_enqueue(document)
+    logger.info("document %s queued for reindexing as version %s", document.pk, document.version)
+    return document
+
+
+def document_delete(*, document: Document) -> None:
+    with transaction.atomic():
+        collection_id = document.collection_id
+        Document.objects.filter(pk=document.pk).delete()  # chunks and content cascade
+        _collection_touch(collection_id)
+    logger.info("document %s deleted", document.pk)
+
+
+# -- ingestion steps -------------------------------------------------------------------------
+
+
+class Step:
+    CONTINUE = "continue"
+    READY = "ready"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+def mark_failed(*, document_id: int, version: int, message: str) -> str:
+    updated = Document.objects.filter(pk=document_id, version=version).update(
+        status=Document.Status.FAILED, error=message, updated_at=timezone.now()
+    )
+    if updated:
+        logger.warning("document %s version %s failed: %s", document_id, version, message)
+    return Step.FAILED
+
+
+def _claim(document_id: int, version: int) -> Document | None:
+    """Lock the document for this step and count the attempt; None when there is nothing to do."""
+    with transaction.atomic():
+        document = Document.objects.select_for_update().filter(pk=document_id).first()
+        if document is None:
+            logger.info("document %s was deleted; skipping its ingestion step", document_id)
+            return None
+        if document.version != version:
+            logger.info("document %s version %s superseded by %s; skipping", document_id, version, document.version)
+            return None
+        if document.status in (Document.Status.READY, Document.Status.FAILED):
+            return None  # a duplicate delivery of a finished step
+        document.attempts += 1
+        document.save(update_fields=["attempts", "updated_at"])
+        return document
+
+
+def document_ingest_step(*, document_id: int, version: int) -> str:
+    """Run one ingestion step of ``document_id`` at ``version``; returns a ``Step`` value."""
+    document = _claim(document_id, version)
+    if document is None:
+        return Step.SKIPPED
+    if document.attempts > settings.SLUICE_INGEST_MAX_ATTEMPTS:
+        return mark_failed(document_id=document_id, version=version, message=(
+            f"ingestion gave up after {document.attempts - 1} attempts that did not finish (the worker "
+            "died each time, e.g. out of memory or killed); fix the cause, then reindex the document."
+        ))
+    content = DocumentContent.objects.get(document_id=document_id)
+    if content.plan is None or content.plan_version != version:
+        return _plan(document, content)
+    plan = content.plan
+    done = document.chunks_embedded
+    if done < len(plan):
+        batch = [c["text"] for c in plan[done:done + settings.SLUICE_INGEST_STEP_CHUNKS]]
+        texts_embed(texts=batch)  # fills the embedding cache the last step reads from
+        Document.objects.filter(pk=document_id, version=version).update(
+            chunks_embedded=done + len(batch), attempts=0, status=Document.Status.EMBEDDING,
+            updated_at=timezone.now(),
+        )
+        return Step.CONTINUE
+    return _store(document, plan)
+
+
+def _plan(document: Document, content: DocumentContent) -> str:
+    Document.objects.filter(pk=document.pk, version=document.version).update(status=Document.Status.PARSING)
+    try:
+        parsed = document_parse(
+            data=bytes(content.data), filename=document.source or None,
+            content_type=content.content_type or format_content_type(document.format),
+            max_pdf_pages=settings.SLUICE_PDF_MAX_PAGES, max_text_chars=settings.SLUICE_TEXT_MAX_CHARS,
+        )
+    except (ParseError, UnsupportedFormat) as exc:
+        return mark_failed(document_id=document.pk, version=document.version, message=str(exc))
+    chunks = text_chunk(
+        text=parsed.text, max_tokens=settings.SLUICE_CHUNK_MAX_TOKENS, overlap_tokens=settings.SLUICE_CHUNK_OVERLAP_TOKENS
+    )
+    if not chunks:
+        return mark_failed(document_id=document.pk, version=document.version, message="the document contains no text to index")
+    plan = [
+        {
+            "text": c.text, "tokens": c.token_count, "start": c.char_start, "end": c.char_end,
+            "headings": list(c.heading_path),
+        }
+        for c in chunks
+    ]
+    with transaction.atomic():
+        DocumentContent.objects.filter(document_id=document.pk).update(plan=plan, plan_version=document.version)
+        updates = {"chunks_total": len(plan), "chunks_embedded": 0, "attempts": 0,
+                   "status": Document.Status.EMBEDDING, "updated_at": timezone.now()}
+        if parsed.title and document.title in ("", "untitled", document.source):
+            updates["title"] = parsed.title[:500]
+        Document.objects.filter(pk=document.pk, version=document.version).update(**updates)
+    logger.info("document %s version %s: %s format, %d chunks planned", document.pk, document.version, parsed.format, len(plan))
+    return Step.CONTINUE
+
+
+def _store(document: Document, plan: list[dict]) -> str:
+    vectors = texts_embed(texts=[c["text"] for c in plan])  # cache hits, bar any evicted entries
+    with transaction.atomic():
+        locked = Document.objects.select_for_update().filter(pk=document.pk, version=document.version).first()
+        if locked is None or locked.status in (Document.Status.READY, Document.Status.FAILED):
+            return Step.SKIPPED
+        Chunk.objects.filter(document_id=document.pk).delete()
+        Chunk.objects.bulk_create(
+            (
+                Chunk(
+                    document_id=document.pk, collection_id=document.collection_id, ordinal=i, text=c["text"],
+                    token_count=c["tokens"], embedding=vectors[i],
+                    metadata={"heading_path": c["headings"], "char_start": c["start"], "char_end": c["end"],
+                              "version": document.version},
+                    document_metadata=locked.metadata,
+                )
+                for i, c in enumerate(plan)
+            ),
+            batch_size=CHUNK_WRITE_BATCH,
+        )
+        locked.status = Document.Status.READY
+        locked.chunk_count = len(plan)
+        locked.chunks_embedded = len(plan)
+        locked.attempts = 0
+        locked.error = ""
+        locked.ready_at = timezone.now()
+        locked.save()
+        DocumentContent.objects.filter(document_id=document.pk).update(plan=None)
+        _collection_touch(document.collection_id)
+    logger.info("document %s version %s ready: %d chunks (embedder %s)", document.pk, document.version, len(plan), embedder().name)
+    return Step.READY
