@@ -51,11 +51,8 @@ class Stack:
         env = c.child_env()
         cwd = _project_root()
 
-        def proc(name: str, argv: list[str], signature: str, extra_env: dict | None = None) -> ManagedProcess:
-            return ManagedProcess(
-                name=name, argv=argv, run_dir=c.run_dir, log_dir=c.log_dir,
-                env={**env, **(extra_env or {})}, cwd=cwd, signature=signature,
-            )
+        def proc(name: str, argv: list[str]) -> ManagedProcess:
+            return ManagedProcess(name=name, argv=argv, run_dir=c.run_dir, log_dir=c.log_dir, env=dict(env), cwd=cwd)
 
         self.redis = proc(
             "redis",
@@ -64,18 +61,13 @@ class Stack:
                 "--dir", str(c.data_dir / "redis"), "--appendonly", "yes", "--appendfsync", "everysec",
                 "--maxmemory-policy", "noeviction", "--daemonize", "no", "--save", "60 1000",
             ],
-            signature="redis-server",
         )
         self.workers = {
-            q: proc(f"worker-{q.value}", worker_argv(queue=q, python=c.python), signature=f"{q.value}@")
+            q: proc(f"worker-{q.value}", worker_argv(queue=q, python=c.python))
             for q in Queue
         }
-        self.flower = proc(
-            "flower",
-            flower_argv(port=c.flower_port, address=c.host, python=c.python),
-            signature="flower",
-        )
-        self.web = proc("web", web_argv(port=c.web_port, address=c.host, python=c.python), signature="uvicorn")
+        self.flower = proc("flower", flower_argv(port=c.flower_port, address=c.host, python=c.python))
+        self.web = proc("web", web_argv(port=c.web_port, address=c.host, python=c.python))
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -28,8 +28,6 @@ class ManagedProcess:
     log_dir: Path
     env: dict[str, str]
     cwd: Path
-    # A substring every genuine instance has on its command line (guards against PID reuse).
-    signature: str
 
     @property
     def pid_file(self) -> Path:
@@ -40,18 +38,23 @@ class ManagedProcess:
         return self.log_dir / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        """The live PID of this process, or None; a stale PID file is removed with a warning."""
+        """The live PID of this process, or None; a stale PID file is removed with a warning.
+
+        The file holds the PID and the process's start time: a PID that now belongs to a
+        process started at another time (PID reuse after a crash) is not ours.
+        """
         try:
-            pid = int(self.pid_file.read_text().strip())
+            fields = self.pid_file.read_text().split()
+            pid, started = int(fields[0]), float(fields[1])
         except FileNotFoundError:
             return None
-        except ValueError:
+        except (ValueError, IndexError):
             logger.warning("%s: PID file %s is corrupt; removing it", self.name, self.pid_file)
             self.pid_file.unlink(missing_ok=True)
             return None
         try:
             proc = psutil.Process(pid)
-            alive = proc.status() != psutil.STATUS_ZOMBIE and self.signature in " ".join(proc.cmdline())
+            alive = proc.status() != psutil.STATUS_ZOMBIE and abs(proc.create_time() - started) < 0.05
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             alive = False
         if not alive:
@@ -83,7 +86,7 @@ class ManagedProcess:
                 start_new_session=True,
                 close_fds=True,
             )
-        self.pid_file.write_text(f"{proc.pid}\n")
+        self.pid_file.write_text(f"{proc.pid} {psutil.Process(proc.pid).create_time()}\n")
         return proc.pid, True
 
     def exited_early(self) -> str | None:

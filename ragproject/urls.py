@@ -6,4 +6,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.operations.urls")),
     path("api/v1/", include("apps.documents.urls")),
+    path("api/v1/", include("apps.retrieval.urls")),
 ]

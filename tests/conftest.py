@@ -8,6 +8,7 @@ the real primary and replica. The test stack uses its own data directory and por
 import logging
 import os
 import shutil
+import uuid
 
 import httpx
 import pytest
@@ -54,3 +55,31 @@ def live_db(stack, django_db_blocker):
 def api(stack):
     with httpx.Client(base_url=f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}", timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def user(live_db):
+    from django.contrib.auth import get_user_model
+
+    username = f"user-{uuid.uuid4().hex[:10]}"
+    password = uuid.uuid4().hex
+    user = get_user_model().objects.create_user(username=username, password=password)
+    user.raw_password = password
+    return user
+
+
+@pytest.fixture
+def client(stack, user):
+    with httpx.Client(
+        base_url=f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}/api/v1",
+        auth=(user.username, user.raw_password),
+        timeout=60,
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def collection(client):
+    response = client.post("/collections/", json={"name": f"c-{uuid.uuid4().hex[:8]}"})
+    assert response.status_code == 201, response.text
+    return response.json()

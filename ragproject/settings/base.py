@@ -19,6 +19,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "apps.operations",
     "apps.documents",
+    "apps.retrieval",
 ]
 
 MIDDLEWARE = [

@@ -22,7 +22,7 @@ SLUICE_CHUNK_MAX_TOKENS = env.int("SLUICE_CHUNK_MAX_TOKENS", default=200)
 SLUICE_CHUNK_OVERLAP_TOKENS = env.int("SLUICE_CHUNK_OVERLAP_TOKENS", default=32)
 # One ingestion step embeds at most this many chunks, then yields the worker so that
 # interactive work (query embedding) never waits longer than one step.
-SLUICE_INGEST_STEP_CHUNKS = env.int("SLUICE_INGEST_STEP_CHUNKS", default=64)
+SLUICE_INGEST_STEP_CHUNKS = env.int("SLUICE_INGEST_STEP_CHUNKS", default=16)
 # A step whose worker died this many times marks the document failed.
 SLUICE_INGEST_MAX_ATTEMPTS = env.int("SLUICE_INGEST_MAX_ATTEMPTS", default=3)
 # Upload limits: bytes per file / per JSON text, files per request, PDF pages, text size.
@@ -30,3 +30,13 @@ SLUICE_UPLOAD_MAX_BYTES = env.int("SLUICE_UPLOAD_MAX_BYTES", default=20 * 1024 *
 SLUICE_UPLOAD_MAX_FILES = env.int("SLUICE_UPLOAD_MAX_FILES", default=50)
 SLUICE_PDF_MAX_PAGES = env.int("SLUICE_PDF_MAX_PAGES", default=2000)
 SLUICE_TEXT_MAX_CHARS = env.int("SLUICE_TEXT_MAX_CHARS", default=5_000_000)
+
+# -- retrieval ----------------------------------------------------------------------------
+# HNSW candidate list size per query (pgvector's hnsw.ef_search), and how many candidates
+# each ranking (vector, full text) contributes to the fusion.
+SLUICE_HNSW_EF_SEARCH = env.int("SLUICE_HNSW_EF_SEARCH", default=100)
+SLUICE_RETRIEVAL_CANDIDATES = env.int("SLUICE_RETRIEVAL_CANDIDATES", default=50)
+SLUICE_SEARCH_MAX_TOP_K = env.int("SLUICE_SEARCH_MAX_TOP_K", default=50)
+SLUICE_QUERY_MAX_CHARS = env.int("SLUICE_QUERY_MAX_CHARS", default=2000)
+# Seconds a search request waits for its result before answering 504.
+SLUICE_SEARCH_TIMEOUT = env.float("SLUICE_SEARCH_TIMEOUT", default=10.0)

@@ -3,7 +3,7 @@ import pytest
 from django.db import connections
 
 from apps.documents.models import Chunk, Document
-from tests.documents.conftest import wait_document
+from tests.helpers import wait_document
 from tests.factories import pdf_build, pdf_text_page
 
 pytestmark = pytest.mark.stack

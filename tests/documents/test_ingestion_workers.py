@@ -11,7 +11,7 @@ from apps.documents.models import Chunk, Document
 from apps.documents.services.embedding import embedding_cache_stats
 from apps.documents.services.ingestion import Step, document_ingest_step
 from apps.operations.tasks import ping
-from tests.documents.conftest import wait_document
+from tests.helpers import wait_document
 from workers.queues import Priority, Queue
 
 pytestmark = pytest.mark.stack

@@ -89,8 +89,9 @@ def test_up_is_idempotent_and_down_leaves_no_process(second_stack):
 def test_stale_pid_file_is_replaced(second_stack):
     s = second_stack
     s.config.run_dir.mkdir(parents=True)
-    # A PID file from a crashed run pointing at some unrelated live process (PID 1).
-    (s.config.run_dir / "flower.pid").write_text("1\n")
+    # A PID file from a crashed run whose PID now belongs to an unrelated process (PID 1,
+    # started at another time than the file says).
+    (s.config.run_dir / "flower.pid").write_text("1 12345.0\n")
     (s.config.run_dir / "web.pid").write_text("not-a-pid\n")
     s.up(echo=lambda line: None)
     rows = {row["part"]: row for row in s.status()}

@@ -228,7 +228,9 @@ def document_ingest_step(*, document_id: int, version: int) -> str:
             f"ingestion gave up after {document.attempts - 1} attempts that did not finish (the worker "
             "died each time, e.g. out of memory or killed); fix the cause, then reindex the document."
         ))
-    content = DocumentContent.objects.get(document_id=document_id)
+    content = DocumentContent.objects.defer("data").filter(document_id=document_id).first()
+    if content is None:  # deleted meanwhile
+        return Step.SKIPPED
     if content.plan is None or content.plan_version != version:
         return _plan(document, content)
     plan = content.plan
@@ -236,11 +238,13 @@ def document_ingest_step(*, document_id: int, version: int) -> str:
     if done < len(plan):
         batch = [c["text"] for c in plan[done:done + settings.SLUICE_INGEST_STEP_CHUNKS]]
         texts_embed(texts=batch)  # fills the embedding cache the last step reads from
-        Document.objects.filter(pk=document_id, version=version).update(
+        # Conditional on the progress this step started from: if a redelivered copy of
+        # the same step ran alongside (visibility timeout), only one of them continues.
+        advanced = Document.objects.filter(pk=document_id, version=version, chunks_embedded=done).update(
             chunks_embedded=done + len(batch), attempts=0, status=Document.Status.EMBEDDING,
             updated_at=timezone.now(),
         )
-        return Step.CONTINUE
+        return Step.CONTINUE if advanced else Step.SKIPPED
     return _store(document, plan)
 
 
@@ -267,7 +271,13 @@ def _plan(document: Document, content: DocumentContent) -> str:
         for c in chunks
     ]
     with transaction.atomic():
-        DocumentContent.objects.filter(document_id=document.pk).update(plan=plan, plan_version=document.version)
+        planned = (
+            DocumentContent.objects.filter(document_id=document.pk)
+            .exclude(plan_version=document.version)
+            .update(plan=plan, plan_version=document.version)
+        )
+        if not planned:  # a concurrent copy of this step planned it already
+            return Step.SKIPPED
         updates = {"chunks_total": len(plan), "chunks_embedded": 0, "attempts": 0,
                    "status": Document.Status.EMBEDDING, "updated_at": timezone.now()}
         if parsed.title and document.title in ("", "untitled", document.source):

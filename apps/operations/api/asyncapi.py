@@ -1,0 +1,48 @@
+"""Helpers for async Django views that speak the same API as the DRF views: DRF
+authentication and parsing (run in a worker thread, briefly), and the JSON error shape."""
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import JsonResponse
+from rest_framework import exceptions
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+
+from .errors import error_body, exception_handler
+
+
+def error_response(status: int, *, code: str, message: str, headers: dict | None = None, **extra) -> JsonResponse:
+    response = JsonResponse(error_body(code=code, message=message, **extra), status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _drf_request(request) -> Request:
+    return Request(
+        request,
+        parsers=[JSONParser()],
+        authenticators=[auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES],
+    )
+
+
+def _prepare(request, handler: Callable[[Request], Any]):
+    drf_request = _drf_request(request)
+    try:
+        if not drf_request.user or not drf_request.user.is_authenticated:
+            raise exceptions.NotAuthenticated()
+        return handler(drf_request)
+    except Exception as exc:  # rendered exactly as the DRF views render it
+        response = exception_handler(exc, {"view": None, "request": drf_request})
+        headers = {k: v for k, v in response.items() if k.lower() != "content-type"}  # e.g. WWW-Authenticate
+        return JsonResponse(response.data, status=response.status_code, headers=headers)
+
+
+async def prepare(request, handler: Callable[[Request], Any]):
+    """Authenticate, parse and run ``handler(drf_request)`` in a thread; API errors come
+    back as a JsonResponse, anything else is ``handler``'s return value."""
+    if request.method != "POST":
+        return error_response(405, code="method_not_allowed", message=f"Method {request.method} not allowed; use POST.")
+    return await sync_to_async(_prepare, thread_sensitive=False)(request, handler)

@@ -1,0 +1,1 @@
+"""Retrieval and query: hybrid search over chunks, the query pipeline and its API."""

@@ -1,0 +1,55 @@
+"""``POST /api/v1/search/``: retrieval only. An async view: the request waits on the
+result in Redis without holding a server thread."""
+import time
+
+from celery.result import AsyncResult
+from django.conf import settings
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+
+from apps.documents.selectors import collections_for
+from apps.operations.api.asyncapi import error_response, prepare
+from workers.results import ResultTimeout, result_wait
+
+from ..tasks import search_enqueue
+from .serializers import SearchRequestSerializer
+
+
+def _search_start(request) -> dict:
+    serializer = SearchRequestSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    collection = get_object_or_404(collections_for(user=request.user), pk=data["collection"])
+    task_id = search_enqueue(
+        collection_ids=[collection.pk], query=data["query"], mode=data["mode"], top_k=data["top_k"],
+        filters=data["filters"], expires=settings.SLUICE_SEARCH_TIMEOUT,
+    )
+    return {"task_id": task_id, **data}
+
+
+@csrf_exempt  # as DRF's views: session-authenticated requests are CSRF-checked by DRF itself
+async def search_api(request):
+    started = time.perf_counter()
+    prepared = await prepare(request, _search_start)
+    if isinstance(prepared, JsonResponse):
+        return prepared
+    try:
+        meta = await result_wait(prepared["task_id"], timeout=settings.SLUICE_SEARCH_TIMEOUT)
+    except ResultTimeout:
+        AsyncResult(prepared["task_id"]).revoke()
+        return error_response(
+            504, code="timeout",
+            message=f"the search did not finish within {settings.SLUICE_SEARCH_TIMEOUT:.0f}s; retry later",
+            headers={"Retry-After": "5"},
+        )
+    if meta["status"] != "SUCCESS":
+        return error_response(503, code="search_failed", message="the search failed on the worker; it was logged",
+                              headers={"Retry-After": "5"})
+    return JsonResponse({
+        "collection": prepared["collection"],
+        "query": prepared["query"],
+        "mode": prepared["mode"],
+        "results": meta["result"],
+        "timings": {"total_ms": round((time.perf_counter() - started) * 1000, 1)},
+    })

@@ -1,0 +1,17 @@
+"""The benchmark stack: its own data directory and ports, the real embedding model."""
+import os
+
+from .env import BASE_DIR
+
+for _name, _value in {
+    "SLUICE_DATA_DIR": str(BASE_DIR / ".sluice" / "bench"),
+    "SLUICE_PG_PORT": "55732",
+    "SLUICE_REDIS_PORT": "56679",
+    "SLUICE_WEB_PORT": "8300",
+    "SLUICE_FLOWER_PORT": "5855",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+from .local import *  # noqa: E402,F401,F403
+
+DEBUG = False
