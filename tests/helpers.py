@@ -9,3 +9,20 @@ def wait_document(client, document_id: int, *, statuses=("ready", "failed"), tim
         if body["status"] in statuses or time.monotonic() > deadline:
             return body
         time.sleep(0.1)
+
+
+def worker_restart(stack, queue, *, clear: tuple[str, ...] = (), **env) -> None:
+    """Restart ``queue``'s worker pool with extra environment (names in ``clear`` removed)
+    and wait until it beats again: how tests reconfigure a real worker."""
+    from workers.heartbeat import live_workers
+
+    worker = stack.workers[queue]
+    worker.stop()
+    for name in clear:
+        worker.env.pop(name, None)
+    worker.env.update(env)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not live_workers(queue=queue.value):
+        assert time.monotonic() < deadline, f"no {queue.value} worker came up"
+        time.sleep(0.2)

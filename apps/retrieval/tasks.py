@@ -1,5 +1,8 @@
 """Query-path tasks: query embedding (embed queue, interactive priority) and search
-(retrieve queue). A search request runs them as a chain, so the web tier waits once."""
+(retrieve queue). Requests run them as a chain, so the web tier waits once. Each step
+passes its own timing on, so the final result carries per-stage timings."""
+import time
+
 from celery import chain
 
 from apps.documents.services.embedding import texts_embed
@@ -9,18 +12,27 @@ from workers.tasks import task
 from .selectors import chunks_search
 
 
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
 @task(name="sluice.retrieval.embed_query", queue=Queue.EMBED, soft_time_limit=20, time_limit=30)
-def embed_query(query: str) -> list[float]:
-    return texts_embed(texts=[query])[0].tolist()
+def embed_query(query: str) -> dict:
+    started = time.perf_counter()
+    vector = texts_embed(texts=[query])[0].tolist()
+    return {"vector": vector, "timings": {"embed_ms": _ms(started)}}
 
 
 @task(name="sluice.retrieval.search", queue=Queue.RETRIEVE, soft_time_limit=20, time_limit=30)
-def search(query_vector: list[float] | None, *, collection_ids: list[int], query: str, mode: str,
-           top_k: int, filters: dict) -> list[dict]:
+def search(embedded: dict | None, *, collection_ids: list[int], query: str, mode: str, top_k: int,
+           filters: dict) -> dict:
+    started = time.perf_counter()
     hits = chunks_search(
-        collection_ids=collection_ids, query=query, query_vector=query_vector, mode=mode, top_k=top_k, filters=filters,
+        collection_ids=collection_ids, query=query, query_vector=embedded["vector"] if embedded else None,
+        mode=mode, top_k=top_k, filters=filters,
     )
-    return [hit.as_dict() for hit in hits]
+    timings = {**(embedded or {}).get("timings", {}), "retrieve_ms": _ms(started)}
+    return {"hits": [hit.as_dict() for hit in hits], "timings": timings}
 
 
 def search_enqueue(*, collection_ids: list[int], query: str, mode: str, top_k: int, filters: dict,

@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "apps.operations",
     "apps.documents",
     "apps.retrieval",
+    "apps.generation",
 ]
 
 MIDDLEWARE = [

@@ -40,3 +40,21 @@ SLUICE_SEARCH_MAX_TOP_K = env.int("SLUICE_SEARCH_MAX_TOP_K", default=50)
 SLUICE_QUERY_MAX_CHARS = env.int("SLUICE_QUERY_MAX_CHARS", default=2000)
 # Seconds a search request waits for its result before answering 504.
 SLUICE_SEARCH_TIMEOUT = env.float("SLUICE_SEARCH_TIMEOUT", default=10.0)
+
+# -- generation ---------------------------------------------------------------------------
+# `tgi` (text-generation-inference's /generate API), `openai` (any OpenAI-compatible chat
+# server: TGI's Messages API, vLLM, SGLang) or `extractive` (no model: sentences quoted
+# from the passages, clearly labelled). Without a URL the default is `extractive`.
+SLUICE_GENERATION_URL = env.str("SLUICE_GENERATION_URL", default="")
+SLUICE_GENERATION_BACKEND = env.str(
+    "SLUICE_GENERATION_BACKEND", default="tgi" if SLUICE_GENERATION_URL else "extractive"
+)
+SLUICE_GENERATION_MODEL = env.str("SLUICE_GENERATION_MODEL", default="tgi")  # openai backend's model name
+SLUICE_GENERATION_TOKEN = env.str("SLUICE_GENERATION_TOKEN", default="")  # bearer token, if the server wants one
+SLUICE_GENERATION_MAX_NEW_TOKENS = env.int("SLUICE_GENERATION_MAX_NEW_TOKENS", default=256)
+# Seconds to wait for the whole answer (generate) or for each token (stream).
+SLUICE_GENERATION_TIMEOUT = env.float("SLUICE_GENERATION_TIMEOUT", default=20.0)
+# Seconds the server's limits (TGI's /info) are cached per worker process.
+SLUICE_GENERATION_INFO_TTL = env.float("SLUICE_GENERATION_INFO_TTL", default=60.0)
+# Seconds a synchronous or streaming query waits before giving up (504 / error event).
+SLUICE_QUERY_TIMEOUT = env.float("SLUICE_QUERY_TIMEOUT", default=30.0)

@@ -11,7 +11,7 @@ from apps.documents.models import Chunk, Document
 from apps.documents.services.embedding import embedding_cache_stats
 from apps.documents.services.ingestion import Step, document_ingest_step
 from apps.operations.tasks import ping
-from tests.helpers import wait_document
+from tests.helpers import wait_document, worker_restart
 from workers.queues import Priority, Queue
 
 pytestmark = pytest.mark.stack
@@ -23,22 +23,7 @@ def _upload(client, collection, text, **extra):
     return response.json()["documents"][0]
 
 
-def _restart_embed_worker(stack, **env):
-    worker = stack.workers[Queue.EMBED]
-    worker.stop()
-    for key in ("SLUICE_EMBEDDING_HASH_DELAY", "SLUICE_INGEST_STEP_CHUNKS"):
-        worker.env.pop(key, None)
-    worker.env.update(env)
-    worker.start()
-
-
-def _wait_worker(queue: str, timeout: float = 60):
-    from workers.heartbeat import live_workers
-
-    deadline = time.monotonic() + timeout
-    while not live_workers(queue=queue):
-        assert time.monotonic() < deadline, f"no {queue} worker came up"
-        time.sleep(0.2)
+SLOW_INGEST = ("SLUICE_EMBEDDING_HASH_DELAY", "SLUICE_INGEST_STEP_CHUNKS")
 
 
 def test_status_is_visible_while_queued_and_progresses_when_a_worker_comes(client, collection, stack, live_db):
@@ -68,9 +53,8 @@ def test_interactive_priority_overtakes_a_bulk_backlog(stack):
 
 def test_kill_9_mid_document_loses_and_duplicates_nothing(client, collection, stack, live_db):
     # Slow the embedder (a configured backend option, not a patch) so the kill lands mid-document.
-    _restart_embed_worker(stack, SLUICE_EMBEDDING_HASH_DELAY="0.25", SLUICE_INGEST_STEP_CHUNKS="8")
+    worker_restart(stack, Queue.EMBED, SLUICE_EMBEDDING_HASH_DELAY="0.25", SLUICE_INGEST_STEP_CHUNKS="8")
     try:
-        _wait_worker("embed")
         text = "\n\n".join(f"Paragraph {i} talks about topic {i} in several plain words." for i in range(400))
         doc = _upload(client, collection, text)
         deadline = time.monotonic() + 60
@@ -89,7 +73,8 @@ def test_kill_9_mid_document_loses_and_duplicates_nothing(client, collection, st
         assert interrupted.status == "embedding" and interrupted.chunks_embedded < interrupted.chunks_total
         assert Chunk.objects.filter(document_id=doc["id"]).count() == 0  # nothing half-written
 
-        _restart_embed_worker(stack, SLUICE_INGEST_STEP_CHUNKS="8")  # redelivers the unacknowledged step
+        # The new worker redelivers the unacknowledged step.
+        worker_restart(stack, Queue.EMBED, clear=("SLUICE_EMBEDDING_HASH_DELAY",), SLUICE_INGEST_STEP_CHUNKS="8")
         done = wait_document(client, doc["id"], timeout=120)
         assert done["status"] == "ready", done
         chunks = Chunk.objects.filter(document_id=doc["id"])
@@ -97,8 +82,7 @@ def test_kill_9_mid_document_loses_and_duplicates_nothing(client, collection, st
         assert len(ordinals) == done["chunk_count"] == done["chunks_total"] == len(set(ordinals))
         assert sorted(ordinals) == list(range(len(ordinals)))
     finally:
-        _restart_embed_worker(stack)
-        _wait_worker("embed")
+        worker_restart(stack, Queue.EMBED, clear=SLOW_INGEST)
 
 
 def test_a_step_whose_worker_keeps_dying_ends_failed(client, collection, stack, live_db, settings):

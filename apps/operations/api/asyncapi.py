@@ -40,9 +40,9 @@ def _prepare(request, handler: Callable[[Request], Any]):
         return JsonResponse(response.data, status=response.status_code, headers=headers)
 
 
-async def prepare(request, handler: Callable[[Request], Any]):
+async def prepare(request, handler: Callable[[Request], Any], *, method: str = "POST"):
     """Authenticate, parse and run ``handler(drf_request)`` in a thread; API errors come
     back as a JsonResponse, anything else is ``handler``'s return value."""
-    if request.method != "POST":
-        return error_response(405, code="method_not_allowed", message=f"Method {request.method} not allowed; use POST.")
+    if request.method != method:
+        return error_response(405, code="method_not_allowed", message=f"Method {request.method} not allowed; use {method}.")
     return await sync_to_async(_prepare, thread_sensitive=False)(request, handler)

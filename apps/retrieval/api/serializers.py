@@ -17,3 +17,20 @@ class SearchRequestSerializer(serializers.Serializer):
             return filters_validate(value)
         except FilterError as exc:
             raise serializers.ValidationError(str(exc)) from None
+
+
+class QueryRequestSerializer(SearchRequestSerializer):
+    # `async` is a Python keyword, hence the source mapping.
+    run_async = serializers.BooleanField(default=False, required=False)
+    stream = serializers.BooleanField(default=False, required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and "async" in data:
+            data = {**data, "run_async": data["async"]}
+            data.pop("async")
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        if attrs["run_async"] and attrs["stream"]:
+            raise serializers.ValidationError({"stream": ["choose either async or stream, not both"]})
+        return attrs

@@ -50,6 +50,6 @@ async def search_api(request):
         "collection": prepared["collection"],
         "query": prepared["query"],
         "mode": prepared["mode"],
-        "results": meta["result"],
-        "timings": {"total_ms": round((time.perf_counter() - started) * 1000, 1)},
+        "results": meta["result"]["hits"],
+        "timings": {**meta["result"]["timings"], "total_ms": round((time.perf_counter() - started) * 1000, 1)},
     })

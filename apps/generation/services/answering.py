@@ -1,0 +1,135 @@
+"""Compose an answer with citations from retrieved hits, with the configured backend.
+
+When the backend fails (overloaded, unavailable, timed out, rejected the prompt) the
+answer falls back to the extractive one, flagged ``degraded`` with the reason: a query
+never fails because generation did.
+"""
+import dataclasses
+import functools
+import logging
+import re
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+
+from .backends import ExtractiveBackend, GenerationBackend, GenerationError, backend_from_settings
+from .extractive import answer_extract
+from .prompting import Passage, PromptTooLong, prompt_build
+
+logger = logging.getLogger(__name__)
+
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+SNIPPET_CHARS = 300
+
+
+@functools.cache
+def generation_backend() -> GenerationBackend:
+    """The configured backend, built once per process (its /info cache lives in it)."""
+    return backend_from_settings(
+        kind=settings.SLUICE_GENERATION_BACKEND,
+        url=settings.SLUICE_GENERATION_URL or None,
+        timeout=settings.SLUICE_GENERATION_TIMEOUT,
+        token=settings.SLUICE_GENERATION_TOKEN or None,
+        model=settings.SLUICE_GENERATION_MODEL,
+        info_ttl=settings.SLUICE_GENERATION_INFO_TTL,
+    )
+
+
+def passages_from_hits(hits: list[dict]) -> list[Passage]:
+    return [
+        Passage(
+            chunk_id=h["chunk_id"], document_id=h["document_id"], title=h["title"], text=h["text"],
+            score=h["score"], heading_path=tuple(h.get("heading_path") or ()),
+        )
+        for h in hits
+    ]
+
+
+def citations_build(*, text: str, passages: list[Passage]) -> list[dict]:
+    """The passages the answer cites as ``[n]``, in order of first citation."""
+    cited: list[int] = []
+    for match in _CITATION.finditer(text):
+        n = int(match.group(1))
+        if 1 <= n <= len(passages) and n not in cited:
+            cited.append(n)
+    return [
+        {
+            "n": n, "chunk_id": passages[n - 1].chunk_id, "document_id": passages[n - 1].document_id,
+            "title": passages[n - 1].title, "snippet": passages[n - 1].text[:SNIPPET_CHARS],
+            "score": passages[n - 1].score,
+        }
+        for n in cited
+    ]
+
+
+@dataclasses.dataclass
+class Answer:
+    answer: str
+    citations: list[dict]
+    generator: str
+    degraded: bool = False
+    degraded_reason: str = ""
+    cancelled: bool = False
+    generate_ms: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _extractive(question: str, passages: list[Passage], *, on_token, reason: str = "") -> Answer:
+    extracted = answer_extract(question=question, passages=passages)
+    if on_token is not None:
+        on_token(extracted.text)
+    return Answer(
+        answer=extracted.text, citations=citations_build(text=extracted.text, passages=passages),
+        generator="extractive", degraded=bool(reason), degraded_reason=reason,
+    )
+
+
+def answer_compose(*, question: str, hits: list[dict], on_token: Callable[[str], bool] | None = None) -> Answer:
+    """Answer ``question`` from ``hits``; with ``on_token``, stream pieces to it as they come
+    (it returns False to cancel: the backend stream is closed and the answer so far kept)."""
+    started = time.perf_counter()
+    passages = passages_from_hits(hits)
+    backend = generation_backend()
+    if isinstance(backend, ExtractiveBackend) or not passages:
+        answer = _extractive(question, passages, on_token=on_token)
+    else:
+        try:
+            answer = _generate(backend, question, passages, on_token=on_token)
+        except (GenerationError, PromptTooLong) as exc:
+            kind = getattr(exc, "kind", "prompt_too_long")
+            logger.warning("generation by %s failed (%s: %s); answering extractively", backend.name, kind, exc)
+            answer = _extractive(question, passages, on_token=on_token, reason=f"{kind}: {exc}")
+    answer.generate_ms = round((time.perf_counter() - started) * 1000, 1)
+    return answer
+
+
+def _generate(backend: GenerationBackend, question: str, passages: list[Passage], *, on_token) -> Answer:
+    max_new_tokens = settings.SLUICE_GENERATION_MAX_NEW_TOKENS
+    limits = backend.limits()
+    prompt = prompt_build(
+        question=question, passages=passages, max_new_tokens=max_new_tokens,
+        max_input_tokens=limits.prompt_budget(max_new_tokens=max_new_tokens),
+    )
+    timeout = settings.SLUICE_GENERATION_TIMEOUT
+    cancelled = False
+    if on_token is None:
+        text = backend.generate(prompt=prompt, max_new_tokens=max_new_tokens, timeout=timeout).text
+    else:
+        pieces: list[str] = []
+        stream = backend.stream(prompt=prompt, max_new_tokens=max_new_tokens, timeout=timeout)
+        try:
+            for piece in stream:
+                pieces.append(piece)
+                if not on_token(piece):
+                    cancelled = True
+                    break
+        finally:
+            stream.close()  # releases the server's slot when the client went away
+        text = "".join(pieces)
+    return Answer(
+        answer=text.strip(), citations=citations_build(text=text, passages=prompt.passages),
+        generator=backend.name, cancelled=cancelled,
+    )
