@@ -1,16 +1,25 @@
-"""Waiting for task results without holding a thread: async Redis pub/sub on the key the
-Celery Redis result backend publishes to (``celery-task-meta-<id>``) when a task's state
-is stored. Used by the async web views."""
+"""Waiting for task results without holding a thread or a connection per waiter.
+
+The Celery Redis result backend stores a task's state under ``celery-task-meta-<id>`` and
+publishes it on a channel of the same name. One pub/sub connection per web process
+(``_Listener``) subscribes to the channels of every result being waited for and resolves
+the waiters' futures, so hundreds of waiting requests cost one connection and no threads.
+"""
 import asyncio
 import functools
 import json
+import logging
 import time
 
 import redis.asyncio as aioredis
 from celery import states
 from django.conf import settings
 
+logger = logging.getLogger(__name__)
+
 KEY_PREFIX = "celery-task-meta-"
+# Connections for plain commands (GET, XREAD ...); a blocked XREAD holds one while it waits.
+MAX_CONNECTIONS = 4096
 
 
 class ResultTimeout(TimeoutError):
@@ -19,7 +28,9 @@ class ResultTimeout(TimeoutError):
 
 @functools.cache
 def _client() -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings.CELERY_RESULT_BACKEND, socket_connect_timeout=2)
+    return aioredis.Redis.from_url(
+        settings.CELERY_RESULT_BACKEND, socket_connect_timeout=2, max_connections=MAX_CONNECTIONS
+    )
 
 
 def _ready(raw) -> dict | None:
@@ -29,31 +40,91 @@ def _ready(raw) -> dict | None:
     return meta if meta.get("status") in states.READY_STATES else None
 
 
+class _Listener:
+    """One pub/sub connection multiplexing every waiter of this event loop."""
+
+    def __init__(self):
+        self.pubsub = _client().pubsub()
+        self.waiters: dict[str, set[asyncio.Future]] = {}
+        self.reader: asyncio.Task | None = None
+        self.lock = asyncio.Lock()
+
+    async def add(self, channel: str, future: asyncio.Future) -> None:
+        async with self.lock:
+            first = channel not in self.waiters
+            self.waiters.setdefault(channel, set()).add(future)
+            if first:
+                await self.pubsub.subscribe(channel)
+            if self.reader is None or self.reader.done():
+                self.reader = asyncio.create_task(self._read())
+
+    async def remove(self, channel: str, future: asyncio.Future) -> None:
+        async with self.lock:
+            futures = self.waiters.get(channel)
+            if futures is None:
+                return
+            futures.discard(future)
+            if not futures:
+                del self.waiters[channel]
+                await self.pubsub.unsubscribe(channel)
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                if not self.pubsub.subscribed:
+                    await asyncio.sleep(0.05)
+                    if not self.waiters:
+                        return
+                    continue
+                message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broken connection: waiters fall back to polling
+                logger.warning("result listener error: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if message is None:
+                continue
+            meta = _ready(message["data"])
+            if meta is None:
+                continue
+            channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+            for future in self.waiters.get(channel, ()):
+                if not future.done():
+                    future.set_result(meta)
+
+
+_listeners: dict[asyncio.AbstractEventLoop, _Listener] = {}
+
+
+def _listener() -> _Listener:
+    loop = asyncio.get_running_loop()
+    if loop not in _listeners:
+        _listeners[loop] = _Listener()
+    return _listeners[loop]
+
+
 async def result_wait(task_id: str, *, timeout: float) -> dict:
     """The final result meta (``status``, ``result``, ``traceback``) of ``task_id``."""
     key = KEY_PREFIX + task_id
-    client = _client()
-    pubsub = client.pubsub()
+    listener = _listener()
+    future = asyncio.get_running_loop().create_future()
     deadline = time.monotonic() + timeout
+    await listener.add(key, future)
     try:
-        await pubsub.subscribe(key)
         # Subscribed first, then read: a result stored in between is seen by one or the other.
-        meta = _ready(await client.get(key))
+        meta = _ready(await _client().get(key))
         while meta is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ResultTimeout(f"task {task_id} did not finish within {timeout:.1f}s")
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(remaining, 1.0))
-            if message is not None:
-                meta = _ready(message["data"])
-            else:
-                meta = _ready(await client.get(key))  # belt and braces against a missed message
+            try:
+                meta = await asyncio.wait_for(asyncio.shield(future), timeout=min(remaining, 2.0))
+            except TimeoutError:
+                meta = _ready(await _client().get(key))  # belt and braces against a missed message
         return meta
     finally:
-        try:
-            await asyncio.shield(pubsub.aclose())
-        except Exception:
-            pass
+        await listener.remove(key, future)
 
 
 async def result_get(task_id: str) -> dict | None:

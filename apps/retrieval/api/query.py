@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from apps.documents.selectors import collections_for
 from apps.generation.tasks import cancel_key, stream_key
 from apps.operations.api.asyncapi import error_response, prepare
-from workers.results import ResultTimeout, result_get, result_wait
+from workers.results import MAX_CONNECTIONS, ResultTimeout, result_get, result_wait
 
 from ..models import QueryLog
 from ..services import query_enqueue, query_log_finish, query_log_start
@@ -30,7 +30,9 @@ _state = None
 def _state_redis() -> aioredis.Redis:
     global _state
     if _state is None:
-        _state = aioredis.Redis.from_url(settings.SLUICE_STATE_REDIS_URL, socket_connect_timeout=2)
+        _state = aioredis.Redis.from_url(
+            settings.SLUICE_STATE_REDIS_URL, socket_connect_timeout=2, max_connections=MAX_CONNECTIONS
+        )
     return _state
 
 
