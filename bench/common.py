@@ -1,5 +1,6 @@
 """Shared set-up for benchmarks: a dedicated stack (ragproject.settings.bench), a user,
 and a public-text corpus that ships with Python itself (its standard library's docs)."""
+import contextlib
 import os
 import pydoc
 import shutil
@@ -63,3 +64,51 @@ def bench_user():
 
 def api_base() -> str:
     return f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}/api/v1"
+
+
+@contextlib.contextmanager
+def api_session(*, timeout: float = 120):
+    """An HTTP client logged in with a session cookie (and its CSRF header), as a browser
+    is. HTTP basic auth would hash the password (PBKDF2, ~0.3 s here) on every request and
+    swamp what the benchmarks measure."""
+    import httpx
+
+    user, password = bench_user()
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    site = f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}"
+    client = httpx.Client(base_url=api_base(), timeout=timeout)
+    client.get(f"{site}/admin/login/")
+    login = client.post(
+        f"{site}/admin/login/?next=/admin/",
+        data={"username": user.username, "password": password,
+              "csrfmiddlewaretoken": client.cookies["csrftoken"], "next": "/admin/"},
+    )
+    if login.status_code != 302:
+        raise RuntimeError(f"bench login failed: HTTP {login.status_code}")
+    client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def corpus_upload(api, collection_id: int, docs: list[tuple[str, str]], *, batch: int = 10) -> list[int]:
+    """Upload ``docs`` through the REST API, ``batch`` documents per request; their ids."""
+    ids = []
+    for i in range(0, len(docs), batch):
+        body = {"documents": [{"title": title, "text": text} for title, text in docs[i:i + batch]]}
+        response = api.post(f"/collections/{collection_id}/documents/", json=body)
+        response.raise_for_status()
+        ids += [d["id"] for d in response.json()["documents"]]
+    return ids
+
+
+def documents_wait(ids: list[int], *, poll: float = 0.05) -> None:
+    """Until every document in ``ids`` is ready or failed."""
+    import time
+
+    from apps.documents.models import Document
+
+    while Document.objects.filter(pk__in=ids).exclude(status__in=["ready", "failed"]).exists():
+        time.sleep(poll)

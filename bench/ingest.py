@@ -15,7 +15,6 @@ import sys
 import time
 
 import common  # noqa: F401  (Django set-up)
-import httpx
 
 from apps.documents.models import Chunk, Document
 
@@ -33,18 +32,11 @@ def main() -> int:
     print(f"corpus: {len(docs)} documents, {chars:,} characters (~{chars / PAGE_CHARS:.0f} pages)")
     stack = common.stack_up()
     try:
-        user, password = common.bench_user()
-        with httpx.Client(base_url=common.api_base(), auth=(user.username, password), timeout=120) as api:
+        with common.api_session() as api:
             collection = api.post("/collections/", json={"name": "bench-ingest"}).json()
             started = time.perf_counter()
-            ids = []
-            for i in range(0, len(docs), 10):
-                batch = [{"title": title, "text": text} for title, text in docs[i:i + 10]]
-                response = api.post(f"/collections/{collection['id']}/documents/", json={"documents": batch})
-                response.raise_for_status()
-                ids += [d["id"] for d in response.json()["documents"]]
-            while Document.objects.filter(pk__in=ids).exclude(status__in=["ready", "failed"]).exists():
-                time.sleep(0.05)
+            ids = common.corpus_upload(api, collection["id"], docs)
+            common.documents_wait(ids)
             elapsed_api = time.perf_counter() - started
         failed = Document.objects.filter(pk__in=ids, status="failed").count()
         texts = list(Chunk.objects.filter(document_id__in=ids).order_by("document_id", "ordinal").values_list("text", flat=True))

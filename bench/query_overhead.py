@@ -16,7 +16,6 @@ import sys
 import time
 
 import common  # noqa: F401  (Django set-up)
-import httpx
 
 from apps.documents.models import Document
 
@@ -44,16 +43,11 @@ def main() -> int:
 
     stack = common.stack_up()
     try:
-        user, password = common.bench_user()
         docs = common.corpus_documents(common.CORPUS_MODULES[: args.modules])
-        with httpx.Client(base_url=common.api_base(), auth=(user.username, password), timeout=60) as api:
+        with common.api_session() as api:
             collection = api.post("/collections/", json={"name": "bench-overhead"}).json()
-            ids = []
-            for i in range(0, len(docs), 10):
-                batch = [{"title": t, "text": x} for t, x in docs[i:i + 10]]
-                ids += [d["id"] for d in api.post(f"/collections/{collection['id']}/documents/", json={"documents": batch}).json()["documents"]]
-            while Document.objects.filter(pk__in=ids).exclude(status__in=["ready", "failed"]).exists():
-                time.sleep(0.2)
+            ids = common.corpus_upload(api, collection["id"], docs)
+            common.documents_wait(ids)
             chunks = sum(Document.objects.filter(pk__in=ids).values_list("chunk_count", flat=True))
             print(f"corpus: {len(ids)} documents, {chunks} chunks; {args.requests} requests per path")
 

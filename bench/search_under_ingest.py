@@ -14,7 +14,6 @@ import sys
 import time
 
 import common  # noqa: F401  (Django set-up)
-import httpx
 from query_overhead import QUESTIONS, percentile
 
 from apps.documents.models import Document
@@ -39,23 +38,14 @@ def main() -> int:
     stack = common.stack_up()
     docs = common.corpus_documents()
     try:
-        user, password = common.bench_user()
-        with httpx.Client(base_url=common.api_base(), auth=(user.username, password), timeout=60) as api:
+        with common.api_session() as api:
             small = api.post("/collections/", json={"name": "interactive"}).json()
-            ids = [d["id"] for d in api.post(
-                f"/collections/{small['id']}/documents/",
-                json={"documents": [{"title": t, "text": x} for t, x in docs[:4]]},
-            ).json()["documents"]]
-            while Document.objects.filter(pk__in=ids).exclude(status__in=["ready", "failed"]).exists():
-                time.sleep(0.2)
+            common.documents_wait(common.corpus_upload(api, small["id"], docs[:4]))
             _searches(api, small["id"], 5, "warm")
             idle = _searches(api, small["id"], args.requests, "idle")
 
             big = api.post("/collections/", json={"name": "bulk"}).json()
-            bulk_ids = []
-            for i in range(0, len(docs), 10):
-                batch = [{"title": t, "text": x} for t, x in docs[i:i + 10]]
-                bulk_ids += [d["id"] for d in api.post(f"/collections/{big['id']}/documents/", json={"documents": batch}).json()["documents"]]
+            bulk_ids = common.corpus_upload(api, big["id"], docs)
             time.sleep(3)  # let the embed pool fill up with bulk steps
             busy = _searches(api, small["id"], args.requests, "busy")
             pending = Document.objects.filter(pk__in=bulk_ids).exclude(status__in=["ready", "failed"]).count()

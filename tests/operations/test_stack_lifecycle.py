@@ -120,3 +120,51 @@ def test_unrecognised_data_directory_is_never_deleted(second_stack):
     with pytest.raises(StackError, match="not a Postgres data directory.*Nothing was deleted"):
         s.up(echo=lambda line: None)
     assert (broken / "precious.txt").read_text() == "do not delete"
+
+
+def test_up_recovers_after_every_part_was_killed(second_stack):
+    """A crashed run: every process SIGKILLed, PID files and postmaster.pid left behind."""
+    import os
+    import signal
+
+    s = second_stack
+    info = s.up(echo=lambda line: None)
+    for pid in _all_pids(s):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    psutil.wait_procs([psutil.Process(p) for p in _all_pids(s) if psutil.pid_exists(p)], timeout=10)
+    assert (s.config.data_dir / "pg" / "primary" / "postmaster.pid").exists()
+    again = s.up(echo=lambda line: None)
+    assert again["credentials"] == info["credentials"]
+    assert httpx.get(again["urls"]["health"], timeout=10).status_code == 200
+    assert all(row["running"] for row in s.status())
+
+
+def test_external_urls_replace_the_embedded_parts(stack):
+    """With DATABASE_URL and REDIS_URL set, the stack starts neither Postgres nor Redis."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    c = StackConfig.from_settings()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ragproject.settings.test",
+        "DATABASE_URL": f"postgres://sluice@{c.host}:{c.pg_port}/sluice",
+        "DATABASE_REPLICA_URLS": f"postgres://sluice@{c.host}:{c.pg_port + 1}/sluice",
+        "REDIS_URL": f"redis://{c.host}:{c.redis_port}",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "stack", "status", "--json"],
+        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    parts = {row["part"] for row in status["parts"]}
+    assert not any(p.startswith("postgres") for p in parts) and "redis" not in parts
+    # ... and everything is reached through the URLs: the session stack serves as "external".
+    assert status["health"]["databases"]["primary"]["ok"] and status["health"]["databases"]["replica1"]["ok"]
+    assert status["health"]["redis"]["ok"]
