@@ -87,6 +87,7 @@ def api_session(*, timeout: float = 120):
     if login.status_code != 302:
         raise RuntimeError(f"bench login failed: HTTP {login.status_code}")
     client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
+    client.user = user  # who the session belongs to
     try:
         yield client
     finally:

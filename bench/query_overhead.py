@@ -62,8 +62,16 @@ def main() -> int:
             def question(i: int, path: str) -> str:
                 return f"{QUESTIONS[i % len(QUESTIONS)]} ({path} {i})"
 
-            results: dict[str, list[float]] = {k: [] for k in ("search_api", "search_direct", "query_api", "query_direct")}
+            results: dict[str, list[float]] = {
+                k: [] for k in ("search_api", "search_direct", "query_api", "query_direct", "web_only")
+            }
             for i in range(args.requests):
+                # The web tier alone (session auth, a DB read, JSON), no queue: the baseline
+                # that separates the queue hops from the HTTP/Django cost of any request.
+                started = time.perf_counter()
+                api.get(f"/collections/{collection['id']}/").raise_for_status()
+                results["web_only"].append((time.perf_counter() - started) * 1000)
+
                 started = time.perf_counter()
                 r = api.post("/search/", json={"collection": collection["id"], "query": question(i, "s-api")})
                 results["search_api"].append((time.perf_counter() - started) * 1000)
@@ -89,13 +97,16 @@ def main() -> int:
         if not args.keep:
             stack.down(echo=lambda line: None)
 
+    web = statistics.median(results["web_only"])
     print(f"{'path':<34}{'median ms':>10}{'p99 ms':>10}")
+    print(f"{'web tier alone (GET collection)':<34}{web:>10.1f}{percentile(results['web_only'], 99):>10.1f}")
     for kind in ("search", "query"):
         api_ms, direct_ms = results[f"{kind}_api"], results[f"{kind}_direct"]
         print(f"{kind + ' via API and queues':<34}{statistics.median(api_ms):>10.1f}{percentile(api_ms, 99):>10.1f}")
         print(f"{kind + ' in process (same work)':<34}{statistics.median(direct_ms):>10.1f}{percentile(direct_ms, 99):>10.1f}")
-        print(f"{kind + ' added by API + queues':<34}{statistics.median(api_ms) - statistics.median(direct_ms):>10.1f}"
-              f"{percentile(api_ms, 99) - percentile(direct_ms, 99):>10.1f}")
+        added = statistics.median(api_ms) - statistics.median(direct_ms)
+        print(f"{kind + ' added by API + queues':<34}{added:>10.1f}{percentile(api_ms, 99) - percentile(direct_ms, 99):>10.1f}")
+        print(f"{kind + ' added by the queue hops':<34}{added - web:>10.1f}   (added minus the web tier alone)")
     return 0
 
 

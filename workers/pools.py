@@ -8,7 +8,12 @@ from .queues import Queue
 
 # I/O-bound pools use threads so one process can wait on many replicas/TGI calls; the
 # embedding pool uses processes so each has its own model copy and GIL.
-POOL_TYPE = {Queue.EMBED: "prefork", Queue.RETRIEVE: "threads", Queue.GENERATE: "threads"}
+POOL_TYPE = {
+    Queue.EMBED: "prefork",
+    Queue.EMBED_INTERACTIVE: "prefork",
+    Queue.RETRIEVE: "threads",
+    Queue.GENERATE: "threads",
+}
 
 
 def worker_argv(*, queue: Queue, python: str | None = None) -> list[str]:

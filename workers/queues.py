@@ -7,8 +7,12 @@ import enum
 
 
 class Queue(enum.StrEnum):
-    # Chunk and query embedding (CPU/GPU bound; the model is loaded once per worker process).
+    # Chunk embedding for ingestion, in short steps at bulk priority (CPU/GPU bound; the
+    # model is loaded once per worker process).
     EMBED = "embed"
+    # Query embedding for searches and queries: its own pool, so an interactive request
+    # never waits for an ingestion step in progress, let alone for the backlog.
+    EMBED_INTERACTIVE = "embed_interactive"
     # Vector + full-text retrieval against the read replicas (I/O bound).
     RETRIEVE = "retrieve"
     # Calls to the generation backend (TGI / OpenAI-compatible; I/O bound, long-lived).

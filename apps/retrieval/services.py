@@ -49,7 +49,9 @@ def query_enqueue(*, log: QueryLog, stream: bool, expires: float) -> str:
         steps[0] = steps[0].clone(args=(None,))
         ids = ids[1:]
     else:
-        steps.insert(0, embed_query.signature(args=(log.query,), queue=Queue.EMBED.value, task_id=ids[0], **options))
+        steps.insert(0, embed_query.signature(
+            args=(log.query,), queue=Queue.EMBED_INTERACTIVE.value, task_id=ids[0], **options
+        ))
     QueryLog.objects.filter(pk=log.pk).update(task_ids=ids, task_id=ids[-1])
     chain(*steps).apply_async()
     log.task_ids, log.task_id = ids, ids[-1]

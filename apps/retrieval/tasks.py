@@ -1,4 +1,4 @@
-"""Query-path tasks: query embedding (embed queue, interactive priority) and search
+"""Query-path tasks: query embedding (embed_interactive queue) and search
 (retrieve queue). Requests run them as a chain, so the web tier waits once. Each step
 passes its own timing on, so the final result carries per-stage timings."""
 import time
@@ -16,7 +16,7 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-@task(name="sluice.retrieval.embed_query", queue=Queue.EMBED, soft_time_limit=20, time_limit=30)
+@task(name="sluice.retrieval.embed_query", queue=Queue.EMBED_INTERACTIVE, soft_time_limit=20, time_limit=30)
 def embed_query(query: str) -> dict:
     started = time.perf_counter()
     vector = texts_embed(texts=[query])[0].tolist()
@@ -46,5 +46,7 @@ def search_enqueue(*, collection_ids: list[int], query: str, mode: str, top_k: i
     )
     if mode == "text":
         return search_sig.clone(args=(None,)).apply_async().id
-    embed_sig = embed_query.signature(args=(query,), queue=Queue.EMBED.value, priority=int(Priority.INTERACTIVE), **options)
+    embed_sig = embed_query.signature(
+        args=(query,), queue=Queue.EMBED_INTERACTIVE.value, priority=int(Priority.INTERACTIVE), **options
+    )
     return chain(embed_sig, search_sig).apply_async().id

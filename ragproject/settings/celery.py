@@ -38,6 +38,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Per-queue worker concurrency for the stack's worker pools (workers/pools.py).
 SLUICE_WORKER_CONCURRENCY = {
     "embed": env.int("SLUICE_WORKER_CONCURRENCY_EMBED", default=1),
+    "embed_interactive": env.int("SLUICE_WORKER_CONCURRENCY_EMBED_INTERACTIVE", default=1),
     "retrieve": env.int("SLUICE_WORKER_CONCURRENCY_RETRIEVE", default=2),
     "generate": env.int("SLUICE_WORKER_CONCURRENCY_GENERATE", default=4),
 }

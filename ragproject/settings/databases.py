@@ -11,7 +11,9 @@ from .stack import SLUICE_HOST, SLUICE_PG_PORT, SLUICE_PG_REPLICAS
 SLUICE_EMBEDDED_POSTGRES = not env.str("DATABASE_URL", default="")
 
 _connect_timeout = env.int("DATABASE_CONNECT_TIMEOUT", default=3)
-_conn_max_age = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Persistent connections: workers and the web tier reuse them instead of reconnecting
+# (a TCP + auth round trip) for every task and request.
+_conn_max_age = env.int("DATABASE_CONN_MAX_AGE", default=60)
 
 
 def _database(url: str) -> dict:

