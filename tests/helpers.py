@@ -26,3 +26,12 @@ def worker_restart(stack, queue, *, clear: tuple[str, ...] = (), **env) -> None:
     while not live_workers(queue=queue.value):
         assert time.monotonic() < deadline, f"no {queue.value} worker came up"
         time.sleep(0.2)
+
+
+def eventually(predicate, *, timeout_s: float = 5.0) -> None:
+    """Wait until ``predicate()`` is true, or fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)

@@ -24,18 +24,23 @@ def cancel_key(query_id: int) -> str:
     return f"sluice:cancel:{query_id}"
 
 
+def _stream_writer(redis, query_id: int):
+    """A token sink that appends to the query's Redis stream and says whether to go on
+    (False once the web tier has flagged the client as gone)."""
+    key = stream_key(query_id)
+
+    def on_token(piece: str) -> bool:
+        redis.xadd(key, {"t": piece})
+        redis.expire(key, STREAM_TTL)
+        return not redis.exists(cancel_key(query_id))
+
+    return on_token
+
+
 @task(name="sluice.generation.answer", queue=Queue.GENERATE, soft_time_limit=120, time_limit=150)
 def answer(searched: dict, *, question: str, query_id: int, stream: bool) -> dict:
     redis = state_redis()
-    on_token = None
-    if stream:
-        key = stream_key(query_id)
-
-        def on_token(piece: str) -> bool:
-            redis.xadd(key, {"t": piece})
-            redis.expire(key, STREAM_TTL)
-            return not redis.exists(cancel_key(query_id))
-
+    on_token = _stream_writer(redis, query_id) if stream else None
     result = answer_compose(question=question, hits=searched["hits"], on_token=on_token)
     timings = {**searched["timings"], "generate_ms": result.generate_ms}
     body = {

@@ -84,7 +84,7 @@ def chunks_search(
     alias = using or replica_alias()
     candidates = max(top_k, settings.SLUICE_RETRIEVAL_CANDIDATES)
     filter_sql, filter_params = filters_sql(filters or {})
-    ctes, params, joins, score = [], [], [], ""
+    ctes, params = [], []
     if mode in ("hybrid", "vector"):
         ctes.append(_VECTOR_CTE.format(filters=filter_sql))
         params += [_vector_literal(query_vector), collection_ids, *filter_params, candidates]

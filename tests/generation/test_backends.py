@@ -7,7 +7,7 @@ import contextlib
 import pickle
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -21,9 +21,12 @@ from apps.generation.services.backends import (
 )
 from apps.generation.services.extractive import EXTRACTIVE_LABEL
 from apps.generation.services.prompting import BuiltPrompt, Passage, prompt_build
+from tests.helpers import eventually
 from tests.support.tgi_standin import EOS_TOKEN_TEXT, TGIStandIn, answer_text
 
 ANSWER_TOKENS = 14
+pytestmark = pytest.mark.usefixtures("fresh_standin")
+
 BASE_SETTINGS = {
     "max_concurrent_requests": 4,
     "max_input_tokens": 4095,
@@ -55,21 +58,6 @@ PASSAGES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[TGIStandIn]:
-    with TGIStandIn(**BASE_SETTINGS) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh_standin(standin: TGIStandIn) -> Iterator[None]:
-    standin.configure(**BASE_SETTINGS)
-    standin.reset()
-    yield
-    # A request a test left behind must not leak into the next test's counters.
-    eventually(lambda: standin.stats()["in_flight"] == 0)
-
-
 @pytest.fixture
 def prompt() -> BuiltPrompt:
     return prompt_build(
@@ -80,14 +68,6 @@ def prompt() -> BuiltPrompt:
 @pytest.fixture(params=["tgi", "openai"])
 def backend(request: pytest.FixtureRequest, standin: TGIStandIn) -> TGIBackend | OpenAIBackend:
     return backend_from_settings(kind=request.param, url=standin.url)
-
-
-def eventually(predicate: Callable[[], bool], *, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def expected_answer(backend_name: str, prompt: BuiltPrompt, max_new_tokens: int = 50) -> str:

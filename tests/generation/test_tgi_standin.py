@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,10 +28,13 @@ from huggingface_hub.errors import (
     ValidationError,
 )
 
+from tests.helpers import eventually
 from tests.support.tgi_standin import EOS_TOKEN_TEXT, TGIStandIn, answer_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ANSWER_TOKENS = 14  # two six-word quotes, each with its citation
+pytestmark = pytest.mark.usefixtures("fresh_standin")
+
 BASE_SETTINGS = {
     "max_concurrent_requests": 4,
     "tokens_per_second": 0.0,
@@ -49,21 +52,6 @@ PROMPT = (
 OVERLOADED_BODY = {"error": "Model is overloaded", "error_type": "overloaded"}
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[TGIStandIn]:
-    with TGIStandIn(**BASE_SETTINGS) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh_standin(standin: TGIStandIn) -> Iterator[None]:
-    standin.configure(**BASE_SETTINGS)
-    standin.reset()
-    yield
-    # A request a test left behind must not leak into the next test's counters.
-    eventually(lambda: standin.stats()["in_flight"] == 0)
-
-
 @pytest.fixture
 def client(standin: TGIStandIn) -> Iterator[InferenceClient]:
     with InferenceClient(base_url=standin.url, timeout=10) as c:
@@ -75,14 +63,6 @@ def control(standin: TGIStandIn) -> Iterator[httpx.Client]:
     """Plain HTTP to the stand-in, as a test in another process would use."""
     with httpx.Client(base_url=standin.url, timeout=10) as c:
         yield c
-
-
-def eventually(predicate: Callable[[], bool], *, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def http_cause(error: BaseException) -> httpx.Response:
