@@ -6,31 +6,26 @@ publishes it on a channel of the same name. One pub/sub connection per web proce
 the waiters' futures, so hundreds of waiting requests cost one connection and no threads.
 """
 import asyncio
-import functools
 import json
 import logging
 import time
 
-import redis.asyncio as aioredis
 from celery import states
 from django.conf import settings
+
+from .state import async_redis
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "celery-task-meta-"
-# Connections for plain commands (GET, XREAD ...); a blocked XREAD holds one while it waits.
-MAX_CONNECTIONS = 4096
 
 
 class ResultTimeout(TimeoutError):
     """No final state within the deadline (the task may still finish later)."""
 
 
-@functools.cache
-def _client() -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        settings.CELERY_RESULT_BACKEND, socket_connect_timeout=2, max_connections=MAX_CONNECTIONS
-    )
+def _client():
+    return async_redis(settings.CELERY_RESULT_BACKEND)
 
 
 def _ready(raw) -> dict | None:

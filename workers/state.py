@@ -2,6 +2,7 @@
 import functools
 
 import redis
+import redis.asyncio as aioredis
 from django.conf import settings
 
 
@@ -18,3 +19,14 @@ def broker_redis() -> redis.Redis:
     return redis.Redis.from_url(
         settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2
     )
+
+
+# Connections for the async web views' plain commands (GET, XREAD ...); a blocked XREAD
+# holds one while it waits, so the pool must be as large as the concurrent streams.
+ASYNC_MAX_CONNECTIONS = 4096
+
+
+@functools.cache
+def async_redis(url: str) -> aioredis.Redis:
+    """An asyncio Redis client for ``url``, one per process (for the async web views)."""
+    return aioredis.Redis.from_url(url, socket_connect_timeout=2, max_connections=ASYNC_MAX_CONNECTIONS)

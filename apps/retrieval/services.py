@@ -31,27 +31,22 @@ def query_log_finish(*, query_id: int, outcome: str, generator: str = "", served
     )
 
 
-def query_enqueue(*, log: QueryLog, stream: bool, expires: float) -> str:
+def query_enqueue(*, log: QueryLog, stream: bool, expires: float | None) -> str:
     """Start embed → search → answer for ``log``; returns the answer task's id."""
     from apps.generation.tasks import answer
-    from .tasks import embed_query, search
 
-    options = {"expires": expires, "priority": int(Priority.INTERACTIVE)}
-    ids = [str(uuid.uuid4()) for _ in range(3)]
-    search_kwargs = {"collection_ids": [log.collection_id], "query": log.query, "mode": log.search_mode,
-                     "top_k": log.top_k, "filters": log.filters}
-    steps = [
-        search.signature(kwargs=search_kwargs, queue=Queue.RETRIEVE.value, task_id=ids[1], **options),
-        answer.signature(kwargs={"question": log.query, "query_id": log.pk, "stream": stream},
-                         queue=Queue.GENERATE.value, task_id=ids[2], **options),
-    ]
-    if log.search_mode == "text":
-        steps[0] = steps[0].clone(args=(None,))
-        ids = ids[1:]
-    else:
-        steps.insert(0, embed_query.signature(
-            args=(log.query,), queue=Queue.EMBED_INTERACTIVE.value, task_id=ids[0], **options
-        ))
+    from .tasks import search_steps
+
+    options = {"expires": expires} if expires else {}
+    steps = search_steps(
+        collection_ids=[log.collection_id], query=log.query, mode=log.search_mode, top_k=log.top_k,
+        filters=log.filters, expires=expires,
+    )
+    steps.append(answer.signature(
+        kwargs={"question": log.query, "query_id": log.pk, "stream": stream}, queue=Queue.GENERATE.value,
+        task_id=str(uuid.uuid4()), priority=int(Priority.INTERACTIVE), **options,
+    ))
+    ids = [step.options["task_id"] for step in steps]
     QueryLog.objects.filter(pk=log.pk).update(task_ids=ids, task_id=ids[-1])
     chain(*steps).apply_async()
     log.task_ids, log.task_id = ids, ids[-1]

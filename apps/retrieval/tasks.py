@@ -2,8 +2,9 @@
 (retrieve queue). Requests run them as a chain, so the web tier waits once. Each step
 passes its own timing on, so the final result carries per-stage timings."""
 import time
+import uuid
 
-from celery import chain
+from celery import Signature, chain
 
 from apps.documents.services.embedding import texts_embed
 from workers.queues import Priority, Queue
@@ -35,18 +36,23 @@ def search(embedded: dict | None, *, collection_ids: list[int], query: str, mode
     return {"hits": [hit.as_dict() for hit in hits], "timings": timings}
 
 
-def search_enqueue(*, collection_ids: list[int], query: str, mode: str, top_k: int, filters: dict,
-                   expires: float | None = None) -> str:
-    """Enqueue a search (with its query embedding unless ``mode`` is text); returns the id of
-    the task whose result is the hits."""
-    options = {"expires": expires} if expires else {}
-    search_sig = search.signature(
-        kwargs={"collection_ids": collection_ids, "query": query, "mode": mode, "top_k": top_k, "filters": filters},
-        queue=Queue.RETRIEVE.value, priority=int(Priority.INTERACTIVE), **options,
-    )
+def search_steps(*, collection_ids: list[int], query: str, mode: str, top_k: int, filters: dict,
+                 expires: float | None = None) -> list[Signature]:
+    """The signatures that retrieve for ``query``: its embedding (unless ``mode`` is text)
+    then the search, at interactive priority, each with its task id already set."""
+    options = {"priority": int(Priority.INTERACTIVE), **({"expires": expires} if expires else {})}
+    kwargs = {"collection_ids": collection_ids, "query": query, "mode": mode, "top_k": top_k, "filters": filters}
     if mode == "text":
-        return search_sig.clone(args=(None,)).apply_async().id
-    embed_sig = embed_query.signature(
-        args=(query,), queue=Queue.EMBED_INTERACTIVE.value, priority=int(Priority.INTERACTIVE), **options
-    )
-    return chain(embed_sig, search_sig).apply_async().id
+        return [search.signature(args=(None,), kwargs=kwargs, queue=Queue.RETRIEVE.value,
+                                 task_id=str(uuid.uuid4()), **options)]
+    return [
+        embed_query.signature(args=(query,), queue=Queue.EMBED_INTERACTIVE.value, task_id=str(uuid.uuid4()), **options),
+        search.signature(kwargs=kwargs, queue=Queue.RETRIEVE.value, task_id=str(uuid.uuid4()), **options),
+    ]
+
+
+def search_enqueue(**search_options) -> str:
+    """Enqueue a search (see ``search_steps``); returns the id of the task whose result is the hits."""
+    steps = search_steps(**search_options)
+    chain(*steps).apply_async()
+    return steps[-1].options["task_id"]

@@ -7,7 +7,6 @@ import asyncio
 import json
 import time
 
-import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from celery.result import AsyncResult
 from django.conf import settings
@@ -18,22 +17,15 @@ from django.views.decorators.csrf import csrf_exempt
 from apps.documents.selectors import collections_for
 from apps.generation.tasks import cancel_key, stream_key
 from apps.operations.api.asyncapi import error_response, prepare
-from workers.results import MAX_CONNECTIONS, ResultTimeout, result_get, result_wait
+from workers.results import ResultTimeout, result_get, result_wait
+from workers.state import async_redis
 
 from ..models import QueryLog
 from ..services import query_enqueue, query_log_finish, query_log_start
 from .serializers import QueryRequestSerializer
 
-_state = None
-
-
-def _state_redis() -> aioredis.Redis:
-    global _state
-    if _state is None:
-        _state = aioredis.Redis.from_url(
-            settings.SLUICE_STATE_REDIS_URL, socket_connect_timeout=2, max_connections=MAX_CONNECTIONS
-        )
-    return _state
+def _state_redis():
+    return async_redis(settings.SLUICE_STATE_REDIS_URL)
 
 
 def _query_start(request) -> dict:
