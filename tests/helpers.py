@@ -28,6 +28,27 @@ def worker_restart(stack, queue, *, clear: tuple[str, ...] = (), **env) -> None:
         time.sleep(0.2)
 
 
+def web_restart(stack, *, clear: tuple[str, ...] = (), **env) -> None:
+    """Restart the web server with extra environment (names in ``clear`` removed) and wait
+    until it answers again: for settings the web tier reads too (the generation backend)."""
+    import httpx
+    from django.conf import settings
+
+    stack.web.stop()
+    for name in clear:
+        stack.web.env.pop(name, None)
+    stack.web.env.update(env)
+    stack.web.start()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}/api/v1/health/", timeout=5)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the web server did not come back"
+            time.sleep(0.2)
+
+
 def eventually(predicate, *, timeout_s: float = 5.0) -> None:
     """Wait until ``predicate()`` is true, or fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s

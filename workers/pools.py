@@ -6,11 +6,11 @@ from django.conf import settings
 
 from .queues import Queue
 
-# I/O-bound pools use threads so one process can wait on many replicas/TGI calls; the
-# embedding pool uses processes so each has its own model copy and GIL.
+# I/O-bound pools use threads so one process can wait on many replicas/TGI calls (the
+# retrieve pool's threads share one copy of the embedding model for query vectors); the
+# bulk embedding pool uses processes so each has its own model copy and GIL.
 POOL_TYPE = {
     Queue.EMBED: "prefork",
-    Queue.EMBED_INTERACTIVE: "prefork",
     Queue.RETRIEVE: "threads",
     Queue.GENERATE: "threads",
 }
@@ -35,7 +35,7 @@ def worker_argv(*, queue: Queue, python: str | None = None) -> list[str]:
         str(settings.SLUICE_WORKER_CONCURRENCY[queue.value]),
         "--prefetch-multiplier",
         "1",
-        "--task-events",
+        *(["--task-events"] if settings.SLUICE_WORKER_TASK_EVENTS[queue.value] else []),
         "--loglevel",
         settings.LOG_LEVEL,
     ]

@@ -10,10 +10,10 @@ class Queue(enum.StrEnum):
     # Chunk embedding for ingestion, in short steps at bulk priority (CPU/GPU bound; the
     # model is loaded once per worker process).
     EMBED = "embed"
-    # Query embedding for searches and queries: its own pool, so an interactive request
-    # never waits for an ingestion step in progress, let alone for the backlog.
-    EMBED_INTERACTIVE = "embed_interactive"
-    # Vector + full-text retrieval against the read replicas (I/O bound).
+    # The interactive read path: query embedding (the pool's own model copy, so a query never
+    # waits for an ingestion step, let alone for the backlog), vector + full-text retrieval
+    # against the read replicas, and extractive answers. One task per search: each queue hop
+    # costs milliseconds (docs/benchmarks.md: query overhead).
     RETRIEVE = "retrieve"
     # Calls to the generation backend (TGI / OpenAI-compatible; I/O bound, long-lived).
     GENERATE = "generate"

@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 
 from celery import states
 from django.conf import settings
@@ -46,12 +47,16 @@ class _Listener:
 
     async def add(self, channel: str, future: asyncio.Future) -> None:
         async with self.lock:
+            if self.reader is None or self.reader.done():
+                # A channel nobody publishes on keeps the connection subscribed between
+                # waiters, so the reader always blocks on the socket: a result published
+                # right after a new SUBSCRIBE is read at once, never after a polling nap.
+                await self.pubsub.subscribe(f"{KEY_PREFIX}listener:{uuid.uuid4().hex}")
+                self.reader = asyncio.create_task(self._read())
             first = channel not in self.waiters
             self.waiters.setdefault(channel, set()).add(future)
             if first:
                 await self.pubsub.subscribe(channel)
-            if self.reader is None or self.reader.done():
-                self.reader = asyncio.create_task(self._read())
 
     async def remove(self, channel: str, future: asyncio.Future) -> None:
         async with self.lock:
@@ -66,11 +71,6 @@ class _Listener:
     async def _read(self) -> None:
         while True:
             try:
-                if not self.pubsub.subscribed:
-                    await asyncio.sleep(0.05)
-                    if not self.waiters:
-                        return
-                    continue
                 message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
                 raise

@@ -2,6 +2,7 @@
 import uuid
 
 from celery import chain
+from django.conf import settings
 from django.utils import timezone
 
 from workers.queues import Priority, Queue
@@ -32,20 +33,26 @@ def query_log_finish(*, query_id: int, outcome: str, generator: str = "", served
 
 
 def query_enqueue(*, log: QueryLog, stream: bool, expires: float | None) -> str:
-    """Start embed → search → answer for ``log``; returns the answer task's id."""
+    """Start the search (then the answer) for ``log``; returns the id of the task whose
+    result is the answer. A generation backend answers on the generate queue; extractive
+    answers (no backend configured) are composed by the search task itself, one hop fewer."""
     from apps.generation.tasks import answer
 
-    from .tasks import search_steps
+    from .tasks import search_signature
 
-    options = {"expires": expires} if expires else {}
-    steps = search_steps(
+    steps = [search_signature(
         collection_ids=[log.collection_id], query=log.query, mode=log.search_mode, top_k=log.top_k,
         filters=log.filters, expires=expires,
-    )
-    steps.append(answer.signature(
-        kwargs={"question": log.query, "query_id": log.pk, "stream": stream}, queue=Queue.GENERATE.value,
-        task_id=str(uuid.uuid4()), priority=int(Priority.INTERACTIVE), **options,
-    ))
+    )]
+    delivery = {"query_id": log.pk, "stream": stream}
+    if settings.SLUICE_GENERATION_BACKEND == "extractive":
+        steps[0].kwargs["answer"] = delivery
+    else:
+        steps[0].set(ignore_result=True)  # the hits travel in the answer task's message
+        steps.append(answer.signature(
+            kwargs={"question": log.query, **delivery}, queue=Queue.GENERATE.value, task_id=str(uuid.uuid4()),
+            priority=int(Priority.INTERACTIVE), **({"expires": expires} if expires else {}),
+        ))
     ids = [step.options["task_id"] for step in steps]
     QueryLog.objects.filter(pk=log.pk).update(task_ids=ids, task_id=ids[-1])
     chain(*steps).apply_async()

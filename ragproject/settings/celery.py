@@ -29,18 +29,30 @@ SLUICE_UNACKED_RESTORE_THROTTLE = env.int("SLUICE_UNACKED_RESTORE_THROTTLE", def
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# STARTED is recorded for tasks whose state someone reads (the answer task of an async
+# query); the steps of the interactive chain opt out (each state write is a Redis round trip).
 CELERY_TASK_TRACK_STARTED = True
-CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# Task events feed Flower's task views. A publisher's "task-sent" event costs every enqueue
+# an extra Redis publish, so it is off; workers send received/started/succeeded events
+# per queue (SLUICE_WORKER_TASK_EVENTS below).
+CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Per-queue worker concurrency for the stack's worker pools (workers/pools.py).
 SLUICE_WORKER_CONCURRENCY = {
     "embed": env.int("SLUICE_WORKER_CONCURRENCY_EMBED", default=1),
-    "embed_interactive": env.int("SLUICE_WORKER_CONCURRENCY_EMBED_INTERACTIVE", default=1),
     "retrieve": env.int("SLUICE_WORKER_CONCURRENCY_RETRIEVE", default=2),
     "generate": env.int("SLUICE_WORKER_CONCURRENCY_GENERATE", default=4),
+}
+# Which pools send task events (Flower's task list and timelines). Off by default on the
+# interactive retrieve pool, where the three event publishes per task are a third of a
+# queue hop's cost (docs/benchmarks.md: query overhead); Flower still shows those workers, their
+# active tasks and the queue depths. Turn on while debugging.
+SLUICE_WORKER_TASK_EVENTS = {
+    "embed": env.bool("SLUICE_WORKER_TASK_EVENTS_EMBED", default=True),
+    "retrieve": env.bool("SLUICE_WORKER_TASK_EVENTS_RETRIEVE", default=False),
+    "generate": env.bool("SLUICE_WORKER_TASK_EVENTS_GENERATE", default=True),
 }
 # Seconds between worker heartbeats in Redis, and how long one stays valid.
 SLUICE_WORKER_HEARTBEAT_INTERVAL = env.float("SLUICE_WORKER_HEARTBEAT_INTERVAL", default=2.0)

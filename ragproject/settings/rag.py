@@ -11,10 +11,13 @@ SLUICE_EMBEDDING_HASH_DELAY = env.float("SLUICE_EMBEDDING_HASH_DELAY", default=0
 # Seconds an embedding stays in the Redis cache (keyed by model and text hash).
 SLUICE_EMBEDDING_CACHE_TTL = env.int("SLUICE_EMBEDDING_CACHE_TTL", default=7 * 24 * 3600)
 
+# PyTorch threads of the pools that embed queries (retrieve): one short text per task.
+SLUICE_QUERY_EMBED_THREADS = env.int("SLUICE_QUERY_EMBED_THREADS", default=1)
+
 # Worker start-up hooks per queue (dotted paths, run in every worker process).
 SLUICE_WORKER_PRELOAD = {
     "embed": ["apps.documents.services.embedding.embedder_preload"],
-    "embed_interactive": ["apps.documents.services.embedding.embedder_preload"],
+    "retrieve": ["apps.documents.services.embedding.query_embedder_preload"],
 }
 
 # -- ingestion ----------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """The query path against TGI's real HTTP protocol (the stand-in in tests/support): the
-generate worker is restarted with SLUICE_GENERATION_BACKEND=tgi pointing at it."""
+generate worker and the web tier (which routes answers to the generate queue only when a
+backend is configured) are restarted with SLUICE_GENERATION_BACKEND=tgi pointing at it."""
 import json
 import time
 
 import pytest
 
 from apps.retrieval.models import QueryLog
-from tests.helpers import wait_document, worker_restart
+from tests.helpers import wait_document, web_restart, worker_restart
 from tests.retrieval.test_query_api import sse_events
 from tests.support.tgi_standin import TGIStandIn
 from workers.queues import Queue
@@ -21,10 +22,13 @@ GENERATION_ENV = ("SLUICE_GENERATION_BACKEND", "SLUICE_GENERATION_URL", "SLUICE_
 def tgi(stack):
     standin = TGIStandIn(max_concurrent_requests=4, tokens_per_second=200, answer_tokens=30)
     standin.start()
-    worker_restart(stack, Queue.GENERATE, SLUICE_GENERATION_BACKEND="tgi", SLUICE_GENERATION_URL=standin.url,
-                   SLUICE_GENERATION_TIMEOUT="3", SLUICE_GENERATION_INFO_TTL="0")  # limits re-read per query
+    env = {"SLUICE_GENERATION_BACKEND": "tgi", "SLUICE_GENERATION_URL": standin.url,
+           "SLUICE_GENERATION_TIMEOUT": "3", "SLUICE_GENERATION_INFO_TTL": "0"}  # limits re-read per query
+    worker_restart(stack, Queue.GENERATE, **env)
+    web_restart(stack, **env)
     yield standin
     worker_restart(stack, Queue.GENERATE, clear=GENERATION_ENV)
+    web_restart(stack, clear=GENERATION_ENV)
     standin.stop()
 
 

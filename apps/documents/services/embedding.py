@@ -113,6 +113,18 @@ def embedder_preload() -> None:
     assert vector.shape == (1, DIM)
 
 
+def query_embedder_preload() -> None:
+    """Start-up hook of the pools that embed queries (one short text per task, from pool
+    threads): PyTorch's intra-op threads set to ``SLUICE_QUERY_EMBED_THREADS``. A query is
+    too small to gain from more, and on shared cores more threads only contend with the
+    bulk embedding pool (docs/benchmarks.md: search during ingestion)."""
+    if settings.SLUICE_EMBEDDING_BACKEND == "sentence-transformers":
+        import torch
+
+        torch.set_num_threads(settings.SLUICE_QUERY_EMBED_THREADS)
+    embedder_preload()
+
+
 # -- cache ---------------------------------------------------------------------------------
 
 

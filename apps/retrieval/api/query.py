@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.documents.selectors import collections_for
-from apps.generation.tasks import cancel_key, stream_key
+from apps.generation.services.delivery import cancel_key, stream_key
 from apps.operations.api.asyncapi import error_response, prepare
 from workers.results import ResultTimeout, result_get, result_wait
 from workers.state import async_redis
@@ -23,6 +23,7 @@ from workers.state import async_redis
 from ..models import QueryLog
 from ..services import query_enqueue, query_log_finish, query_log_start
 from .serializers import QueryRequestSerializer
+from .timing import elapsed_ms, timings_complete
 
 def _state_redis():
     return async_redis(settings.SLUICE_STATE_REDIS_URL)
@@ -40,8 +41,10 @@ def _query_start(request) -> dict:
     )
     # Async results may be collected later; sync and stream requests stop caring at the deadline.
     expires = None if response_mode == "async" else settings.SLUICE_QUERY_TIMEOUT
+    enqueue_started = time.perf_counter()
     task_id = query_enqueue(log=log, stream=data["stream"], expires=expires)
-    return {"query_id": log.pk, "task_id": task_id, "task_ids": log.task_ids, "response_mode": response_mode}
+    return {"query_id": log.pk, "task_id": task_id, "task_ids": log.task_ids, "response_mode": response_mode,
+            "enqueue_ms": elapsed_ms(enqueue_started)}
 
 
 async def _give_up(prepared: dict, *, outcome: str, error: str) -> None:
@@ -65,6 +68,7 @@ async def query_api(request):
     prepared = await prepare(request, _query_start)
     if isinstance(prepared, JsonResponse):
         return prepared
+    prepared["web_ms"] = round(elapsed_ms(started) - prepared["enqueue_ms"], 1)
     if prepared["response_mode"] == "async":
         return JsonResponse(
             {"task_id": prepared["task_id"], "query_id": prepared["query_id"],
@@ -92,16 +96,15 @@ async def query_api(request):
             query_id=prepared["query_id"], outcome=QueryLog.Outcome.FAILED, error=str(meta.get("result"))[:500])
         return error_response(503, code="query_failed", headers={"Retry-After": "5"},
                               message="the query failed on a worker; it was logged")
-    return JsonResponse(_with_total(meta["result"], started))
+    return JsonResponse(_with_total(meta["result"], started, web_ms=prepared["web_ms"]))
 
 
-def _with_total(body: dict, started: float | None = None, *, total_ms: float | None = None) -> dict:
-    """The body with ``total_ms`` (measured by the web tier, or given) and ``queue_ms``."""
-    timings = dict(body["timings"])
-    timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1) if total_ms is None else total_ms
-    stage_ms = sum(v for k, v in timings.items() if k != "total_ms")
-    timings["queue_ms"] = round(max(0.0, timings["total_ms"] - stage_ms), 1)
-    return {**body, "timings": timings}
+def _with_total(body: dict, started: float | None = None, *, web_ms: float | None = None,
+                total_ms: float | None = None) -> dict:
+    """The body with ``total_ms`` (measured by the web tier since ``started``, or given),
+    ``web_ms`` and ``queue_ms`` added to its timings (see timing.py)."""
+    total = elapsed_ms(started) if total_ms is None else total_ms
+    return {**body, "timings": timings_complete(body["timings"], total_ms=total, web_ms=web_ms)}
 
 
 def _event(name: str, data: dict) -> bytes:
@@ -139,7 +142,7 @@ async def _relay(prepared: dict, started: float):
                 if b"t" in fields:
                     yield _event("token", {"text": fields[b"t"].decode()})
                 elif b"done" in fields:
-                    yield _event("done", _with_total(json.loads(fields[b"done"]), started))
+                    yield _event("done", _with_total(json.loads(fields[b"done"]), started, web_ms=prepared["web_ms"]))
                     finished = True
     except (asyncio.CancelledError, GeneratorExit):
         # The client went away: stop generation and free the model's slot.

@@ -14,6 +14,7 @@ from workers.results import ResultTimeout, result_wait
 
 from ..tasks import search_enqueue
 from .serializers import SearchRequestSerializer
+from .timing import elapsed_ms, timings_complete
 
 
 def _search_start(request) -> dict:
@@ -21,11 +22,12 @@ def _search_start(request) -> dict:
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
     collection = get_object_or_404(collections_for(user=request.user), pk=data["collection"])
+    enqueue_started = time.perf_counter()
     task_id = search_enqueue(
         collection_ids=[collection.pk], query=data["query"], mode=data["mode"], top_k=data["top_k"],
         filters=data["filters"], expires=settings.SLUICE_SEARCH_TIMEOUT,
     )
-    return {"task_id": task_id, **data}
+    return {"task_id": task_id, "enqueue_ms": elapsed_ms(enqueue_started), **data}
 
 
 @csrf_exempt  # as DRF's views: session-authenticated requests are CSRF-checked by DRF itself
@@ -34,6 +36,7 @@ async def search_api(request):
     prepared = await prepare(request, _search_start)
     if isinstance(prepared, JsonResponse):
         return prepared
+    web_ms = round(elapsed_ms(started) - prepared["enqueue_ms"], 1)
     try:
         meta = await result_wait(prepared["task_id"], timeout=settings.SLUICE_SEARCH_TIMEOUT)
     except ResultTimeout:
@@ -51,5 +54,5 @@ async def search_api(request):
         "query": prepared["query"],
         "mode": prepared["mode"],
         "results": meta["result"]["hits"],
-        "timings": {**meta["result"]["timings"], "total_ms": round((time.perf_counter() - started) * 1000, 1)},
+        "timings": timings_complete(meta["result"]["timings"], total_ms=elapsed_ms(started), web_ms=web_ms),
     })
