@@ -92,6 +92,11 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.operations.api.errors.exception_handler",
 }
 
+# Prometheus /metrics (apps/operations/metrics.py): a bearer token the scraper must send;
+# without one, the endpoint is open only where SLUICE_METRICS_PUBLIC is true (local/test).
+SLUICE_METRICS_TOKEN = env.str("SLUICE_METRICS_TOKEN", default="")
+SLUICE_METRICS_PUBLIC = env.bool("SLUICE_METRICS_PUBLIC", default=False)
+
 LOG_LEVEL = env.str("SLUICE_LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
