@@ -83,3 +83,22 @@ def collection(client):
     response = client.post("/collections/", json={"name": f"c-{uuid.uuid4().hex[:8]}"})
     assert response.status_code == 201, response.text
     return response.json()
+
+
+@pytest.fixture
+def overload_policy(live_db):
+    """Change the overload policy at runtime, as an operator does in the admin; it is put
+    back to the settings' values afterwards. Returns ``apply(**changes)``, which waits
+    until every process can have seen the change."""
+    import time
+
+    from apps.operations.overload.policy import overload_policy_reset, overload_policy_update
+
+    def apply(**changes):
+        policy = overload_policy_update(**changes)
+        time.sleep(settings.SLUICE_OVERLOAD_POLICY_TTL * 2)
+        return policy
+
+    yield apply
+    overload_policy_reset()
+    time.sleep(settings.SLUICE_OVERLOAD_POLICY_TTL * 2)

@@ -3,7 +3,12 @@
 A worker writes ``sluice:worker:<queue>:<hostname>`` with a short TTL every few seconds
 and deletes it on a clean shutdown, so a killed worker disappears within the TTL. This
 is cheaper and more predictable than a broadcast ``inspect().ping()`` on every request.
+
+For admission control (workers/load.py) each beat also records the worker's concurrency
+in ``sluice:capacity:<queue>`` (a sorted set of hostnames scored by when the beat expires)
+and ``sluice:concurrency:<queue>`` (hostname -> concurrency), readable without KEYS.
 """
+import time
 import logging
 import socket
 
@@ -15,6 +20,8 @@ from .state import state_redis
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "sluice:worker"
+CAPACITY_KEY = "sluice:capacity:{queue}"
+CONCURRENCY_KEY = "sluice:concurrency:{queue}"
 
 
 def heartbeat_key(*, queue: str, hostname: str) -> str:
@@ -37,11 +44,16 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
         super().__init__(consumer, **kwargs)
         self.tref = None
         self.keys: list[str] = []
+        self.queues: list[str] = []
+        self.hostname = ""
+        self.concurrency = 1
 
     def start(self, consumer) -> None:
         hostname = consumer.hostname or socket.gethostname()
         queues = sorted(consumer.app.amqp.queues.consume_from or consumer.app.amqp.queues)
         self.keys = [heartbeat_key(queue=q, hostname=hostname) for q in queues]
+        self.queues, self.hostname = queues, hostname
+        self.concurrency = int(getattr(consumer.controller, "concurrency", None) or consumer.app.conf.worker_concurrency or 1)
         self._beat()
         self.tref = consumer.timer.call_repeatedly(settings.SLUICE_WORKER_HEARTBEAT_INTERVAL, self._beat)
         logger.info("worker %s beats for queues %s", hostname, ", ".join(queues))
@@ -52,15 +64,23 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
             self.tref = None
         if self.keys:
             try:
-                state_redis().delete(*self.keys)
+                pipe = state_redis().pipeline(transaction=False)
+                pipe.delete(*self.keys)
+                for queue in self.queues:
+                    pipe.zrem(CAPACITY_KEY.format(queue=queue), self.hostname)
+                pipe.execute()
             except Exception:  # Redis may already be gone when the whole stack stops.
                 logger.warning("could not remove heartbeat keys %s", self.keys)
 
     def _beat(self) -> None:
         try:
             pipe = state_redis().pipeline()
+            ttl = settings.SLUICE_WORKER_HEARTBEAT_TTL
             for key in self.keys:
-                pipe.set(key, "1", ex=settings.SLUICE_WORKER_HEARTBEAT_TTL)
+                pipe.set(key, "1", ex=ttl)
+            for queue in self.queues:
+                pipe.zadd(CAPACITY_KEY.format(queue=queue), {self.hostname: time.time() + ttl})
+                pipe.hset(CONCURRENCY_KEY.format(queue=queue), self.hostname, self.concurrency)
             pipe.execute()
         except Exception as exc:  # A missed beat must never kill the worker.
             logger.warning("worker heartbeat failed: %s", exc)

@@ -13,6 +13,7 @@ POOL_TYPE = {
     Queue.EMBED: "prefork",
     Queue.RETRIEVE: "threads",
     Queue.GENERATE: "threads",
+    Queue.GENERATE_BATCH: "threads",
 }
 
 

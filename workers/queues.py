@@ -15,16 +15,25 @@ class Queue(enum.StrEnum):
     # against the read replicas, and extractive answers. One task per search: each queue hop
     # costs milliseconds (docs/benchmarks.md: query overhead).
     RETRIEVE = "retrieve"
-    # Calls to the generation backend (TGI / OpenAI-compatible; I/O bound, long-lived).
+    # Calls to the generation backend (TGI / OpenAI-compatible; I/O bound, long-lived) for
+    # critical and interactive requests.
     GENERATE = "generate"
+    # The same for batch-class requests: a pool of its own, so long batch generations can
+    # never occupy the threads that interactive answers need (docs/overload.md).
+    GENERATE_BATCH = "generate_batch"
 
 
 class Priority(enum.IntEnum):
-    """Message priority inside a queue. With Redis, 0 is served first."""
+    """Message priority inside a queue. With Redis, 0 is served first.
 
-    INTERACTIVE = 0
-    DEFAULT = 3
+    The first three are the request classes of the query path (docs/overload.md); BULK is
+    ingestion's background work."""
+
+    CRITICAL = 0
+    INTERACTIVE = 3
+    BATCH = 6
     BULK = 9
+    DEFAULT = INTERACTIVE
 
 
 # Redis emulates priorities with one list per step: `embed`, `embed:3`, `embed:9`, ...

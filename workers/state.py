@@ -30,3 +30,11 @@ ASYNC_MAX_CONNECTIONS = 4096
 def async_redis(url: str) -> aioredis.Redis:
     """An asyncio Redis client for ``url``, one per process (for the async web views)."""
     return aioredis.Redis.from_url(url, socket_connect_timeout=2, max_connections=ASYNC_MAX_CONNECTIONS)
+
+
+@functools.cache
+def cache_redis() -> redis.Redis:
+    """The cache database (answer caches, embedding cache)."""
+    return redis.Redis.from_url(
+        settings.CACHES["default"]["LOCATION"], socket_timeout=2, socket_connect_timeout=2
+    )

@@ -192,6 +192,7 @@ def metrics_view(request):
     only where ``SLUICE_METRICS_PUBLIC`` allows it (local and test stacks), so production
     never exposes it by accident."""
     from apps.operations import gauges  # noqa: F401  (registers the scrape-time gauges)
+    from apps.operations.overload import admission  # noqa: F401  (queue wait estimates)
 
     token = settings.SLUICE_METRICS_TOKEN
     if token:

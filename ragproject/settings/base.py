@@ -112,3 +112,4 @@ from .databases import *  # noqa: E402,F401,F403
 from .caches import *  # noqa: E402,F401,F403
 from .celery import *  # noqa: E402,F401,F403
 from .rag import *  # noqa: E402,F401,F403
+from .overload import *  # noqa: E402,F401,F403

@@ -44,6 +44,7 @@ SLUICE_WORKER_CONCURRENCY = {
     "embed": env.int("SLUICE_WORKER_CONCURRENCY_EMBED", default=1),
     "retrieve": env.int("SLUICE_WORKER_CONCURRENCY_RETRIEVE", default=2),
     "generate": env.int("SLUICE_WORKER_CONCURRENCY_GENERATE", default=4),
+    "generate_batch": env.int("SLUICE_WORKER_CONCURRENCY_GENERATE_BATCH", default=2),
 }
 # Which pools send task events (Flower's task list and timelines). Off by default on the
 # interactive retrieve pool, where the three event publishes per task are a third of a
@@ -53,6 +54,7 @@ SLUICE_WORKER_TASK_EVENTS = {
     "embed": env.bool("SLUICE_WORKER_TASK_EVENTS_EMBED", default=True),
     "retrieve": env.bool("SLUICE_WORKER_TASK_EVENTS_RETRIEVE", default=False),
     "generate": env.bool("SLUICE_WORKER_TASK_EVENTS_GENERATE", default=True),
+    "generate_batch": env.bool("SLUICE_WORKER_TASK_EVENTS_GENERATE_BATCH", default=True),
 }
 # Seconds between worker heartbeats in Redis, and how long one stays valid.
 SLUICE_WORKER_HEARTBEAT_INTERVAL = env.float("SLUICE_WORKER_HEARTBEAT_INTERVAL", default=2.0)

@@ -21,6 +21,8 @@ for _name, _value in {
     "SLUICE_UPLOAD_MAX_BYTES": str(2 * 1024 * 1024),
     "SLUICE_UPLOAD_MAX_FILES": "20",
     "SLUICE_TEXT_MAX_CHARS": "1000000",
+    # Overload policy edits (tests change it at runtime, as operators do) apply quickly.
+    "SLUICE_OVERLOAD_POLICY_TTL": "0.2",
 }.items():
     os.environ.setdefault(_name, _value)
 

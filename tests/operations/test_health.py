@@ -24,7 +24,7 @@ def test_health_is_200_with_everything_up(api):
     replica = body["databases"]["replica1"]
     assert replica["ok"] and replica["lag_bytes"] is not None and replica["lag_seconds"] is not None
     assert body["redis"]["ok"]
-    for queue in ("embed", "retrieve", "generate"):
+    for queue in ("embed", "retrieve", "generate", "generate_batch"):
         assert body["queues"][queue]["workers"] >= 1
         assert body["queues"][queue]["depth"] >= 0
 

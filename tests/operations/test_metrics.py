@@ -42,7 +42,7 @@ def test_recorded_metrics_and_live_gauges_are_scraped(api, live_db):
     assert total == [pytest.approx(5.55)]
 
     depths = {s.labels["queue"]: s.value for s in families["sluice_queue_depth"].samples}
-    assert set(depths) == {"embed", "retrieve", "generate"}
+    assert set(depths) == {"embed", "retrieve", "generate", "generate_batch"}
     workers = {s.labels["queue"]: s.value for s in families["sluice_queue_workers"].samples}
     assert all(count >= 1 for count in workers.values())
     assert "replica1" in {s.labels["replica"] for s in families["sluice_replica_lag_bytes"].samples}

@@ -11,7 +11,10 @@ pytestmark = pytest.mark.stack
 WAITING = 200
 
 
-def test_two_hundred_waiting_searches_do_not_exhaust_the_web_tier(client, collection, corpus, stack):
+def test_two_hundred_waiting_searches_do_not_exhaust_the_web_tier(client, collection, corpus, stack, overload_policy):
+    # Admission control would reject at once with no retrieve worker alive; off, every
+    # search is queued and its client waits (tests/operations/test_overload.py covers it on).
+    overload_policy(shedding_enabled=False)
     stack.stop_part("worker-retrieve")  # every search now waits on its result
     base, auth = str(client.base_url), client.auth
 

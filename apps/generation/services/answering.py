@@ -1,8 +1,9 @@
 """Compose an answer with citations from retrieved hits, with the configured backend.
 
-When the backend fails (overloaded, unavailable, timed out, rejected the prompt) the
-answer falls back to the extractive one, flagged ``degraded`` with the reason: a query
-never fails because generation did.
+When the backend fails (overloaded, unavailable, timed out, rejected the prompt), when
+its circuit breaker is open, when no generation slot frees up before the request's
+deadline, the answer falls back to the extractive one, flagged ``degraded`` with the
+reason: a query never fails because generation did (capacity.py, docs/overload.md).
 """
 import dataclasses
 import functools
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from django.conf import settings
 
 from .backends import ExtractiveBackend, GenerationBackend, GenerationError, backend_from_settings
+from .capacity import CircuitBreaker, GenerationSlots
 from .extractive import answer_extract
 from .prompting import Passage, PromptTooLong, prompt_build
 
@@ -87,33 +89,94 @@ def _extractive(question: str, passages: list[Passage], *, on_token, reason: str
     )
 
 
-def answer_compose(*, question: str, hits: list[dict], on_token: Callable[[str], bool] | None = None) -> Answer:
+def generation_configured() -> bool:
+    """Whether answers come from a model (tgi/openai) rather than extraction alone."""
+    return settings.SLUICE_GENERATION_BACKEND != "extractive"
+
+
+def generation_breaker() -> CircuitBreaker:
+    from apps.operations.overload.policy import overload_policy
+
+    policy = overload_policy()
+    return CircuitBreaker(name=settings.SLUICE_GENERATION_BACKEND, failures=policy.breaker_failures,
+                          open_seconds=policy.breaker_open_seconds)
+
+
+def _slots(backend: GenerationBackend) -> GenerationSlots:
+    from apps.operations.overload.policy import overload_policy
+
+    policy = overload_policy()
+    limit = policy.generation_max_concurrency or backend.limits().max_concurrent_requests
+    return GenerationSlots(name=backend.name, limit=limit, batch_share=policy.batch_generation_share)
+
+
+def answer_compose(*, question: str, hits: list[dict], on_token: Callable[[str], bool] | None = None,
+                   priority_class: str = "interactive", deadline: float | None = None,
+                   extractive_reason: str = "") -> Answer:
     """Answer ``question`` from ``hits``; with ``on_token``, stream pieces to it as they come
-    (it returns False to cancel: the backend stream is closed and the answer so far kept)."""
+    (it returns False to cancel: the backend stream is closed and the answer so far kept).
+
+    ``deadline`` (epoch seconds) bounds the wait for a generation slot and the generation
+    itself; ``extractive_reason`` asks for the degraded extractive answer straight away
+    (admission control routed the request around generation)."""
     started = time.perf_counter()
     passages = passages_from_hits(hits)
     backend = generation_backend()
     if isinstance(backend, ExtractiveBackend) or not passages:
         answer = _extractive(question, passages, on_token=on_token)
+    elif extractive_reason:
+        answer = _extractive(question, passages, on_token=on_token, reason=extractive_reason)
     else:
-        try:
-            answer = _generate(backend, question, passages, on_token=on_token)
-        except (GenerationError, PromptTooLong) as exc:
-            kind = getattr(exc, "kind", "prompt_too_long")
-            logger.warning("generation by %s failed (%s: %s); answering extractively", backend.name, kind, exc)
-            answer = _extractive(question, passages, on_token=on_token, reason=f"{kind}: {exc}")
+        answer = _generate_guarded(backend, question, passages, on_token=on_token,
+                                   priority_class=priority_class, deadline=deadline)
     answer.generate_ms = round((time.perf_counter() - started) * 1000, 1)
     return answer
 
 
-def _generate(backend: GenerationBackend, question: str, passages: list[Passage], *, on_token) -> Answer:
+def _generate_guarded(backend: GenerationBackend, question: str, passages: list[Passage], *, on_token,
+                      priority_class: str, deadline: float | None) -> Answer:
+    """``_generate`` behind the breaker and a generation slot; extractive when either says no."""
+    breaker = generation_breaker()
+    if not breaker.allow():
+        return _extractive(question, passages, on_token=on_token,
+                           reason="breaker_open: the generation server failed repeatedly; retrying it shortly")
+    timeout = settings.SLUICE_GENERATION_TIMEOUT
+    if deadline is not None:
+        timeout = max(0.1, min(timeout, deadline - time.time()))
+    try:
+        slots = _slots(backend)
+    except GenerationError as exc:  # /info unreachable: the server is down
+        breaker.record_failure(exc.kind)
+        return _extractive(question, passages, on_token=on_token, reason=f"{exc.kind}: {exc}")
+    token = slots.acquire(priority_class=priority_class, lease_seconds=timeout + 5,
+                          wait_until=time.time() + timeout)
+    if token is None:
+        return _extractive(question, passages, on_token=on_token,
+                           reason=f"generation_busy: all {slots.limit} generation slots stayed busy until the deadline")
+    if deadline is not None:  # the wait for the slot came out of the same deadline
+        timeout = max(0.1, min(timeout, deadline - time.time()))
+    try:
+        answer = _generate(backend, question, passages, on_token=on_token, timeout=timeout)
+    except (GenerationError, PromptTooLong) as exc:
+        kind = getattr(exc, "kind", "prompt_too_long")
+        if isinstance(exc, GenerationError) and exc.retryable:
+            breaker.record_failure(kind)
+        logger.warning("generation by %s failed (%s: %s); answering extractively", backend.name, kind, exc)
+        return _extractive(question, passages, on_token=on_token, reason=f"{kind}: {exc}")
+    finally:
+        slots.release(token)
+    breaker.record_success()
+    return answer
+
+
+def _generate(backend: GenerationBackend, question: str, passages: list[Passage], *, on_token,
+              timeout: float) -> Answer:
     max_new_tokens = settings.SLUICE_GENERATION_MAX_NEW_TOKENS
     limits = backend.limits()
     prompt = prompt_build(
         question=question, passages=passages, max_new_tokens=max_new_tokens,
         max_input_tokens=limits.prompt_budget(max_new_tokens=max_new_tokens),
     )
-    timeout = settings.SLUICE_GENERATION_TIMEOUT
     cancelled = False
     if on_token is None:
         text = backend.generate(prompt=prompt, max_new_tokens=max_new_tokens, timeout=timeout).text

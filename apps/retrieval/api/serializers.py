@@ -1,6 +1,8 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from apps.operations.models import PRIORITY_CLASSES
+
 from ..filters import FilterError, filters_validate
 from ..selectors import MODES
 
@@ -11,6 +13,9 @@ class SearchRequestSerializer(serializers.Serializer):
     top_k = serializers.IntegerField(min_value=1, max_value=settings.SLUICE_SEARCH_MAX_TOP_K, default=5)
     mode = serializers.ChoiceField(choices=MODES, default="hybrid")
     filters = serializers.JSONField(required=False, default=dict)
+    # Optional downgrade of the caller's class (never an upgrade), and a tighter deadline.
+    priority = serializers.ChoiceField(choices=PRIORITY_CLASSES, required=False)
+    deadline_ms = serializers.IntegerField(min_value=100, max_value=3_600_000, required=False)
 
     def validate_filters(self, value):
         try:

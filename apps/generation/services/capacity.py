@@ -1,0 +1,170 @@
+"""Backpressure toward the generation server, shared by every generate worker via Redis.
+
+- ``CircuitBreaker``: opens after ``breaker_failures`` consecutive failures (429, 5xx,
+  timeouts, refused connections); while open no request is sent and answers are extractive
+  (``degraded_reason`` says so). After ``breaker_open_seconds`` one half-open probe is let
+  through: its success closes the breaker, its failure re-opens it.
+- ``GenerationSlots``: at most ``limit`` requests in flight toward the server (its own
+  ``max_concurrent_requests`` from /info unless the policy sets a lower figure), of which
+  batch requests may hold at most ``batch_generation_share``; the rest stays reserved for
+  critical and interactive ones. Slots are leases (sorted-set members scored by expiry), so
+  a killed worker's slot comes back by itself.
+
+Both are small Lua scripts, atomic across processes and hosts. See docs/overload.md.
+"""
+import logging
+import math
+import time
+import uuid
+
+from apps.operations.metrics import counter, metric_inc
+from workers.state import state_redis
+
+logger = logging.getLogger(__name__)
+
+BREAKER_KEY = "sluice:breaker:{name}"
+SLOTS_KEY = "sluice:genslots:{name}:{group}"
+LIMIT_KEY = "sluice:genslots:{name}:limit"
+STATES = ("closed", "half_open", "open")
+
+BREAKER_TRANSITIONS = counter("sluice_breaker_transitions", "Circuit breaker state changes", labels=["backend", "to"])
+
+_ALLOW = """
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if state == 'closed' then return 'closed' end
+local now = tonumber(ARGV[1])
+if state == 'open' then
+  local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
+  if now < open_until then return 'open' end
+  redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', now + tonumber(ARGV[2]))
+  return 'probe'
+end
+local probe_until = tonumber(redis.call('HGET', KEYS[1], 'probe_until') or '0')
+if now >= probe_until then
+  redis.call('HSET', KEYS[1], 'probe_until', now + tonumber(ARGV[2]))
+  return 'probe'
+end
+return 'half_open'
+"""
+
+_FAILURE = """
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+if state == 'half_open' or (state == 'closed' and failures >= tonumber(ARGV[2])) then
+  redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', tonumber(ARGV[1]) + tonumber(ARGV[3]))
+  return 'opened'
+end
+return state
+"""
+
+_SUCCESS = """
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0)
+return state
+"""
+
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+if ARGV[6] == '1' and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+if ARGV[6] == '1' then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2]) end
+return 1
+"""
+
+
+class CircuitBreaker:
+    def __init__(self, *, name: str, failures: int, open_seconds: float, probe_seconds: float = 30.0):
+        self.name = name
+        self.key = BREAKER_KEY.format(name=name)
+        self.failures = failures
+        self.open_seconds = open_seconds
+        self.probe_seconds = probe_seconds
+
+    def allow(self) -> bool:
+        """May a request go to the server now? (True for the one half-open probe.)"""
+        verdict = state_redis().eval(_ALLOW, 1, self.key, time.time(), self.probe_seconds).decode()
+        if verdict == "probe":
+            logger.info("generation breaker %s half-open: sending one probe request", self.name)
+            metric_inc(BREAKER_TRANSITIONS, backend=self.name, to="half_open")
+        return verdict in ("closed", "probe")
+
+    def record_success(self) -> None:
+        before = state_redis().eval(_SUCCESS, 1, self.key).decode()
+        if before != "closed":
+            logger.info("generation breaker %s closed: the server answered again", self.name)
+            metric_inc(BREAKER_TRANSITIONS, backend=self.name, to="closed")
+
+    def record_failure(self, reason: str) -> None:
+        result = state_redis().eval(_FAILURE, 1, self.key, time.time(), self.failures, self.open_seconds).decode()
+        if result == "opened":
+            logger.warning("generation breaker %s opened after %s: answers are extractive for %.0fs",
+                           self.name, reason, self.open_seconds)
+            metric_inc(BREAKER_TRANSITIONS, backend=self.name, to="open")
+
+    def state(self) -> str:
+        return breaker_state(self.name)
+
+    def reset(self) -> None:
+        state_redis().delete(self.key)
+
+
+def breaker_state(name: str) -> str:
+    """``closed``, ``open`` (cooling down) or ``half_open`` (a probe may go / is in flight)."""
+    raw = state_redis().hmget(BREAKER_KEY.format(name=name), "state", "open_until")
+    state = raw[0].decode() if raw[0] else "closed"
+    if state == "open" and raw[1] and time.time() >= float(raw[1]):
+        return "half_open"
+    return state
+
+
+class GenerationSlots:
+    def __init__(self, *, name: str, limit: int, batch_share: float):
+        self.name = name
+        self.limit = max(1, limit)
+        self.batch_limit = max(1, math.floor(self.limit * batch_share)) if batch_share > 0 else 0
+        self.all_key = SLOTS_KEY.format(name=name, group="all")
+        self.batch_key = SLOTS_KEY.format(name=name, group="batch")
+        # For the web tier's wait estimates (workers/load.py readers).
+        state_redis().set(LIMIT_KEY.format(name=name), f"{self.limit}:{self.batch_limit}", ex=300)
+
+    def acquire(self, *, priority_class: str, lease_seconds: float, wait_until: float) -> str | None:
+        """A slot token, waiting (polling) until ``wait_until`` (epoch seconds); None if none
+        freed up in time."""
+        token = uuid.uuid4().hex
+        batch = "1" if priority_class == "batch" else "0"
+        if batch == "1" and self.batch_limit == 0:
+            return None
+        redis = state_redis()
+        delay = 0.005
+        while True:
+            now = time.time()
+            if redis.eval(_ACQUIRE, 2, self.all_key, self.batch_key, now, token, now + lease_seconds,
+                          self.limit, self.batch_limit, batch):
+                return token
+            if now + delay > wait_until:
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def release(self, token: str) -> None:
+        pipe = state_redis().pipeline(transaction=False)
+        pipe.zrem(self.all_key, token)
+        pipe.zrem(self.batch_key, token)
+        pipe.execute()
+
+    def in_use(self) -> int:
+        redis = state_redis()
+        redis.zremrangebyscore(self.all_key, "-inf", time.time())
+        return redis.zcard(self.all_key)
+
+
+def slots_limit(name: str) -> tuple[int, int] | None:
+    """(limit, batch limit) last published by the generate workers, or None."""
+    raw = state_redis().get(LIMIT_KEY.format(name=name))
+    if not raw:
+        return None
+    limit, batch = raw.decode().split(":")
+    return int(limit), int(batch)

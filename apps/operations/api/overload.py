@@ -1,0 +1,32 @@
+"""The HTTP face of admission control: the 503 a shed request gets."""
+from django.http import JsonResponse
+from rest_framework import serializers
+
+from ..overload.admission import Admission, priority_allowed, priority_class_of
+from .asyncapi import error_response
+
+
+def priority_class_for(request, *, requested: str | None) -> str:
+    """The request's class: its credentials' class, or a lower one it asks for (400 for a
+    higher one)."""
+    own = priority_class_of(auth=request.auth)
+    if requested is None:
+        return own
+    if not priority_allowed(own=own, requested=requested):
+        raise serializers.ValidationError(
+            {"priority": [f"your credentials allow at most the '{own}' class; ask for '{own}' or a lower one"]})
+    return requested
+
+
+def overloaded_response(admission: Admission, *, priority_class: str, **extra) -> JsonResponse:
+    """503 + ``Retry-After``, naming the reason and the estimated waits: the request was
+    shed before anything ran (never a hang, never a 500)."""
+    waits = ", ".join(f"{stage} {seconds:.1f}s" if seconds is not None else f"{stage} unbounded (no live worker)"
+                      for stage, seconds in admission.waits.items())
+    return error_response(
+        503, code="overloaded", headers={"Retry-After": str(admission.retry_after)},
+        message=(f"Sluice is overloaded ({admission.reason}): estimated queue wait {waits} for a "
+                 f"{priority_class} request; retry after {admission.retry_after}s"),
+        reason=admission.reason, priority=priority_class, retry_after=admission.retry_after,
+        estimated_wait_s=admission.waits, **extra,
+    )

@@ -1,0 +1,185 @@
+"""Admission control at the web tier, before anything is enqueued (docs/overload.md).
+
+Each request has a class (``critical`` > ``interactive`` > ``batch``) and a deadline. From
+the live load of the queues it would use (``workers.load``: depth ahead of its priority,
+tasks in flight, live capacity, recent service time) the policy estimates how long it
+would wait at each stage and decides its route:
+
+- ``full``: retrieval, then generation;
+- ``retrieval_only``: generation is overloaded (or its breaker is open): the retrieve
+  task answers from the semantic or stale cache, else extractively, flagged degraded;
+- ``reject``: even retrieval would wait too long: 503 + ``Retry-After`` (after a last
+  look in the stale cache).
+
+A class is admitted to a stage while the estimated wait there stays under its own limit
+(``max_wait_<class>``, smallest for batch), and the whole path fits in its deadline. The
+lowest class is therefore shed first, and because each class has its own priority list
+(and batch its own generate pool), shed work never reaches the workers at all.
+
+Policies follow DRF's throttle shape: ``allow_request(...)`` decides, ``wait()`` says
+when to retry.
+"""
+import dataclasses
+import math
+
+from apps.generation.services.capacity import breaker_state, slots_limit
+from apps.operations.metrics import counter, gauge_source, metric_inc
+from workers.load import QueueLoad, queue_loads
+from workers.queues import Priority, Queue
+
+from ..models import PRIORITY_CLASSES
+from .policy import Policy, overload_policy
+
+CLASS_PRIORITY = {"critical": Priority.CRITICAL, "interactive": Priority.INTERACTIVE, "batch": Priority.BATCH}
+CLASS_RANK = {name: rank for rank, name in enumerate(reversed(PRIORITY_CLASSES))}  # batch 0 .. critical 2
+
+ADMISSIONS = counter("sluice_admissions", "Admission decisions at the web tier",
+                     labels=["endpoint", "priority_class", "route", "reason"])
+
+
+def generate_queue(priority_class: str) -> Queue:
+    return Queue.GENERATE_BATCH if priority_class == "batch" else Queue.GENERATE
+
+
+@dataclasses.dataclass(frozen=True)
+class Admission:
+    route: str  # full | retrieval_only | reject
+    reason: str = ""  # why not full: retrieve_queue_wait, generate_queue_wait, deadline, breaker_open, no_workers
+    retry_after: int = 0
+    waits: dict = dataclasses.field(default_factory=dict)  # estimated seconds per stage
+
+    @property
+    def admitted(self) -> bool:
+        return self.route != "reject"
+
+
+def wait_estimate(load: QueueLoad, *, priority: int, capacity: int | None = None) -> float:
+    """Seconds a new message of ``priority`` would wait before a worker starts it:
+    (messages ahead + in flight - slots + 1) x service time / slots, or 0 with a free slot."""
+    slots = load.capacity if capacity is None else min(load.capacity, capacity)
+    if slots <= 0:
+        return math.inf
+    excess = load.ahead_of(priority) + load.inflight - slots + 1
+    return max(0.0, excess) * load.service_time / slots
+
+
+class AdmitAll:
+    """Shedding off: every request takes the full path (what a plain queue does)."""
+
+    def allow_request(self, *, priority_class: str, deadline_s: float, needs_generation: bool) -> Admission:
+        return Admission(route="full")
+
+    def wait(self) -> float:
+        return 0.0
+
+
+class QueueWaitAdmission:
+    def __init__(self, *, policy: Policy, loads: dict[str, QueueLoad], generation_slots: tuple[int, int] | None,
+                 breaker: str):
+        self.policy = policy
+        self.loads = loads
+        self.generation_slots = generation_slots
+        self.breaker = breaker
+        self._retry_after = 1.0
+
+    def allow_request(self, *, priority_class: str, deadline_s: float, needs_generation: bool) -> Admission:
+        limit = self.policy.max_wait(priority_class)
+        priority = int(CLASS_PRIORITY[priority_class])
+        retrieve = self.loads[Queue.RETRIEVE.value]
+        wait_r = wait_estimate(retrieve, priority=priority)
+        waits = {"retrieve": _rounded(wait_r)}
+        if retrieve.capacity <= 0:
+            return self._reject("no_workers", waits, retry=10)
+        if wait_r > limit or wait_r + retrieve.service_time > deadline_s:
+            return self._reject("retrieve_queue_wait" if wait_r > limit else "deadline", waits,
+                                retry=wait_r - limit + retrieve.service_time)
+        if not needs_generation:
+            return Admission(route="full", waits=waits)
+        if self.breaker == "open":
+            return Admission(route="retrieval_only", reason="breaker_open", waits=waits)
+        queue = generate_queue(priority_class)
+        generate = self.loads[queue.value]
+        slots = None
+        if self.generation_slots is not None:
+            limit_all, limit_batch = self.generation_slots
+            slots = limit_batch if queue is Queue.GENERATE_BATCH else limit_all
+        wait_g = wait_estimate(generate, priority=priority, capacity=slots)
+        waits["generate"] = _rounded(wait_g)
+        if generate.capacity <= 0:
+            return Admission(route="retrieval_only", reason="no_workers", waits=waits)
+        if wait_g > limit:
+            return Admission(route="retrieval_only", reason="generate_queue_wait", waits=waits)
+        if wait_r + retrieve.service_time + wait_g + generate.service_time > deadline_s:
+            return Admission(route="retrieval_only", reason="deadline", waits=waits)
+        return Admission(route="full", waits=waits)
+
+    def _reject(self, reason: str, waits: dict, *, retry: float) -> Admission:
+        self._retry_after = max(1.0, retry) if math.isfinite(retry) else 10.0
+        return Admission(route="reject", reason=reason, retry_after=math.ceil(self._retry_after), waits=waits)
+
+    def wait(self) -> float:
+        return self._retry_after
+
+
+def _rounded(seconds: float) -> float | None:
+    return round(seconds, 3) if math.isfinite(seconds) else None
+
+
+def admission_policy(*, generation_backend: str) -> AdmitAll | QueueWaitAdmission:
+    """The admission policy for this request, with the current load read once."""
+    policy = overload_policy()
+    if not policy.shedding_enabled:
+        return AdmitAll()
+    loads = queue_loads([q.value for q in Queue if q is not Queue.EMBED])
+    return QueueWaitAdmission(
+        policy=policy, loads=loads, generation_slots=slots_limit(generation_backend),
+        breaker=breaker_state(generation_backend),
+    )
+
+
+def admission_record(*, endpoint: str, priority_class: str, admission: Admission) -> None:
+    metric_inc(ADMISSIONS, endpoint=endpoint, priority_class=priority_class, route=admission.route,
+               reason=admission.reason or "-")
+
+
+@gauge_source("sluice_queue_wait_estimate_seconds",
+              "Estimated wait a new request of each class would see at each stage (admission control's view)",
+              labels=["queue", "priority_class"])
+def _wait_estimates():
+    loads = queue_loads([q.value for q in Queue if q is not Queue.EMBED])
+    for priority_class in PRIORITY_CLASSES:
+        priority = int(CLASS_PRIORITY[priority_class])
+        for queue in (Queue.RETRIEVE, generate_queue(priority_class)):
+            seconds = wait_estimate(loads[queue.value], priority=priority)
+            if math.isfinite(seconds):
+                yield {"queue": queue.value, "priority_class": priority_class}, seconds
+
+
+def priority_class_of(*, auth) -> str:
+    """The class the caller's credentials carry (an API key's ``priority``), else the default."""
+    own = getattr(auth, "priority", None)
+    return own if own in CLASS_PRIORITY else _default_class()
+
+
+def _default_class() -> str:
+    from django.conf import settings
+
+    return settings.SLUICE_DEFAULT_PRIORITY_CLASS
+
+
+def priority_allowed(*, own: str, requested: str) -> bool:
+    """A request may lower its class, never raise it."""
+    return CLASS_RANK[requested] <= CLASS_RANK[own]
+
+
+def deadline_resolve(*, priority_class: str, response_mode: str, requested_ms: int | None) -> float:
+    """Seconds the request's result is worth waiting for: the class's default for sync and
+    streaming requests (at most SLUICE_QUERY_TIMEOUT), SLUICE_ASYNC_DEADLINE for async
+    ones; a request may ask for less (``deadline_ms``)."""
+    from django.conf import settings
+
+    if response_mode == "async":
+        limit = settings.SLUICE_ASYNC_DEADLINE
+    else:
+        limit = min(overload_policy().deadline(priority_class), settings.SLUICE_QUERY_TIMEOUT)
+    return min(limit, requested_ms / 1000) if requested_ms else limit

@@ -1,0 +1,108 @@
+"""Queue load accounting for admission control: what each queue is doing right now.
+
+Workers record, per queue, the tasks in flight (a sorted set of task ids by start time,
+so a killed worker's entries age out) and their recent service times (the last
+``SERVICE_SAMPLES`` durations). ``queue_load`` combines them with the queue's depth per
+priority list and its live capacity (heartbeats carry each worker's concurrency) into
+the figures ``apps.operations.overload.admission`` estimates waits from.
+"""
+import dataclasses
+import logging
+import statistics
+import time
+
+from celery import signals
+from django.conf import settings
+
+from .heartbeat import CAPACITY_KEY, CONCURRENCY_KEY
+from .queues import PRIORITY_STEPS, Queue, queue_redis_keys
+from .state import broker_redis, state_redis
+
+logger = logging.getLogger(__name__)
+
+INFLIGHT_KEY = "sluice:load:inflight:{queue}"
+SERVICE_KEY = "sluice:load:service:{queue}"
+SERVICE_SAMPLES = 50
+# An in-flight entry older than this is a task whose worker died without reporting.
+INFLIGHT_MAX_AGE = 300.0
+_started: dict[str, tuple[str, float]] = {}
+
+
+def _queue_of(task) -> str | None:
+    info = getattr(task.request, "delivery_info", None) or {}
+    queue = info.get("routing_key") or getattr(task, "queue", None)
+    return queue if queue in Queue._value2member_map_ else None
+
+
+@signals.task_prerun.connect
+def _task_started(task_id=None, task=None, **kwargs) -> None:
+    queue = _queue_of(task)
+    if queue is None:
+        return
+    now = time.time()
+    _started[task_id] = (queue, time.perf_counter())
+    try:
+        state_redis().zadd(INFLIGHT_KEY.format(queue=queue), {task_id: now})
+    except Exception as exc:  # accounting must never fail a task
+        logger.debug("load accounting failed: %s", exc)
+
+
+@signals.task_postrun.connect
+def _task_finished(task_id=None, **kwargs) -> None:
+    started = _started.pop(task_id, None)
+    if started is None:
+        return
+    queue, at = started
+    try:
+        pipe = state_redis().pipeline(transaction=False)
+        pipe.zrem(INFLIGHT_KEY.format(queue=queue), task_id)
+        pipe.lpush(SERVICE_KEY.format(queue=queue), round(time.perf_counter() - at, 4))
+        pipe.ltrim(SERVICE_KEY.format(queue=queue), 0, SERVICE_SAMPLES - 1)
+        pipe.execute()
+    except Exception as exc:
+        logger.debug("load accounting failed: %s", exc)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueLoad:
+    queue: str
+    depth_by_priority: dict[int, int]  # waiting messages per priority step
+    inflight: int
+    capacity: int  # slots of the live workers (sum of their concurrency)
+    service_time: float  # median of the recent service times, seconds
+
+    def ahead_of(self, priority: int) -> int:
+        """Messages a new message of ``priority`` would wait behind."""
+        return sum(n for step, n in self.depth_by_priority.items() if step <= priority)
+
+    @property
+    def depth(self) -> int:
+        return sum(self.depth_by_priority.values())
+
+
+def queue_loads(queues: list[str]) -> dict[str, QueueLoad]:
+    """The load of each queue in ``queues``: two pipelined round trips (broker, state)."""
+    broker = broker_redis().pipeline(transaction=False)
+    for queue in queues:
+        for key in queue_redis_keys(queue):
+            broker.llen(key)
+    lengths = broker.execute()
+    now = time.time()
+    state = state_redis().pipeline(transaction=False)
+    for queue in queues:
+        key = INFLIGHT_KEY.format(queue=queue)
+        state.zremrangebyscore(key, "-inf", now - INFLIGHT_MAX_AGE)
+        state.zcard(key)
+        state.lrange(SERVICE_KEY.format(queue=queue), 0, SERVICE_SAMPLES - 1)
+        state.zrangebyscore(CAPACITY_KEY.format(queue=queue), now, "+inf")
+        state.hgetall(CONCURRENCY_KEY.format(queue=queue))
+    replies = state.execute()
+    loads = {}
+    for i, queue in enumerate(queues):
+        depth = dict(zip(PRIORITY_STEPS, lengths[i * len(PRIORITY_STEPS):(i + 1) * len(PRIORITY_STEPS)]))
+        _, inflight, samples, live, concurrency = replies[i * 5:(i + 1) * 5]
+        capacity = sum(int(concurrency.get(host, 1)) for host in live)
+        service = statistics.median(float(s) for s in samples) if samples else settings.SLUICE_SERVICE_TIME_PRIOR.get(queue, 1.0)
+        loads[queue] = QueueLoad(queue=queue, depth_by_priority=depth, inflight=inflight, capacity=capacity,
+                                 service_time=service)
+    return loads
