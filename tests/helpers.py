@@ -56,3 +56,21 @@ def eventually(predicate, *, timeout_s: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+GENERATION_ENV = ("SLUICE_GENERATION_BACKEND", "SLUICE_GENERATION_URL", "SLUICE_GENERATION_TIMEOUT",
+                  "SLUICE_GENERATION_INFO_TTL")
+
+
+def generation_use(stack, url: str | None, **env) -> None:
+    """Point every process that reads the generation settings (both generate pools and the
+    web tier) at the TGI server ``url``, or back to the default (extractive) with None."""
+    from workers.queues import Queue
+
+    if url is None:
+        changes = {"clear": GENERATION_ENV}
+    else:
+        changes = {"SLUICE_GENERATION_BACKEND": "tgi", "SLUICE_GENERATION_URL": url, **env}
+    for queue in (Queue.GENERATE, Queue.GENERATE_BATCH):
+        worker_restart(stack, queue, **changes)
+    web_restart(stack, **changes)

@@ -1,7 +1,8 @@
 """Deadline propagation: work whose client has given up is dropped, not done.
 
 Every query-path task carries its request's deadline twice: as Celery's ``expires`` (a
-worker that receives an expired message revokes it without running it) and as an
+worker that receives an expired message revokes it without running it; set
+``EXPIRES_GRACE`` after the deadline, a backstop for messages stuck in a queue) and as an
 explicit ``deadline`` (epoch seconds) that tasks check with ``deadline_check`` before each
 expensive step (embedding, search, generation), together with the request's cancel flag
 (set by the web tier when a streaming client disconnects or a sync wait times out).
@@ -17,6 +18,10 @@ from apps.operations.metrics import counter, metric_inc
 from .state import state_redis
 
 logger = logging.getLogger(__name__)
+
+# Celery's ``expires`` is a backstop this long after the deadline: normally the explicit
+# check drops the work first, and records why in the query log.
+EXPIRES_GRACE = 10.0
 
 TASKS_DROPPED = counter("sluice_tasks_dropped", "Tasks dropped because their client had given up",
                         labels=["queue", "reason"])

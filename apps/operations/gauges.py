@@ -32,3 +32,12 @@ def _replica_lag():
         health = replica_health(alias=alias, primary_lsn=primary_lsn)
         if health.get("lag_bytes") is not None:
             yield {"replica": alias}, health["lag_bytes"]
+
+
+@gauge_source("sluice_breaker_state", "Generation circuit breaker: 0 closed, 1 half-open, 2 open", labels=["backend"])
+def _breaker_state():
+    from apps.generation.services.capacity import STATES, breaker_state
+
+    if settings.SLUICE_GENERATION_BACKEND != "extractive":
+        backend = settings.SLUICE_GENERATION_BACKEND
+        yield {"backend": backend}, STATES.index(breaker_state(backend))

@@ -22,7 +22,7 @@ from apps.documents.services.embedding import texts_embed
 from apps.generation.services.delivery import answer_deliver, cached_deliver
 from apps.operations.overload.admission import CLASS_PRIORITY, generate_queue
 from apps.operations.overload.policy import overload_policy
-from workers.deadlines import deadline_check
+from workers.deadlines import EXPIRES_GRACE, deadline_check
 from workers.queues import Queue
 
 from .caches import CacheScope, semantic_get, stale_get
@@ -101,7 +101,7 @@ def query_retrieve(*, plan: dict, collection_ids: list[int], query: str, mode: s
         answer.apply_async(
             args=(searched,), kwargs={"question": query, "plan": plan}, task_id=plan["answer_task_id"],
             queue=generate_queue(plan["priority_class"]).value, priority=int(CLASS_PRIORITY[plan["priority_class"]]),
-            expires=max(1.0, remaining),
+            expires=max(1.0, remaining) + EXPIRES_GRACE,
         )
         return
     if degraded_route:

@@ -7,35 +7,30 @@ import time
 import pytest
 
 from apps.retrieval.models import QueryLog
-from tests.helpers import wait_document, web_restart, worker_restart
+from tests.helpers import generation_use, wait_document
 from tests.retrieval.test_query_api import sse_events
 from tests.support.tgi_standin import TGIStandIn
-from workers.queues import Queue
 
 pytestmark = pytest.mark.stack
-
-GENERATION_ENV = ("SLUICE_GENERATION_BACKEND", "SLUICE_GENERATION_URL", "SLUICE_GENERATION_TIMEOUT",
-                  "SLUICE_GENERATION_INFO_TTL")
-
 
 @pytest.fixture(scope="module")
 def tgi(stack):
     standin = TGIStandIn(max_concurrent_requests=4, tokens_per_second=200, answer_tokens=30)
     standin.start()
-    env = {"SLUICE_GENERATION_BACKEND": "tgi", "SLUICE_GENERATION_URL": standin.url,
-           "SLUICE_GENERATION_TIMEOUT": "3", "SLUICE_GENERATION_INFO_TTL": "0"}  # limits re-read per query
-    worker_restart(stack, Queue.GENERATE, **env)
-    web_restart(stack, **env)
+    # Limits re-read per query (info TTL 0).
+    generation_use(stack, standin.url, SLUICE_GENERATION_TIMEOUT="3", SLUICE_GENERATION_INFO_TTL="0")
     yield standin
-    worker_restart(stack, Queue.GENERATE, clear=GENERATION_ENV)
-    web_restart(stack, clear=GENERATION_ENV)
+    generation_use(stack, None)
     standin.stop()
 
 
 @pytest.fixture(autouse=True)
-def clean_standin(tgi):
+def clean_standin(tgi, live_db):
+    from apps.generation.services.capacity import breaker_reset
+
     tgi.clear_fault()
     tgi.reset()
+    breaker_reset("tgi")  # earlier failures must not open the breaker here
     yield
 
 

@@ -122,10 +122,10 @@ def answer_compose(*, question: str, hits: list[dict], on_token: Callable[[str],
     started = time.perf_counter()
     passages = passages_from_hits(hits)
     backend = generation_backend()
-    if isinstance(backend, ExtractiveBackend) or not passages:
-        answer = _extractive(question, passages, on_token=on_token)
-    elif extractive_reason:
+    if extractive_reason:
         answer = _extractive(question, passages, on_token=on_token, reason=extractive_reason)
+    elif isinstance(backend, ExtractiveBackend) or not passages:
+        answer = _extractive(question, passages, on_token=on_token)
     else:
         answer = _generate_guarded(backend, question, passages, on_token=on_token,
                                    priority_class=priority_class, deadline=deadline)

@@ -108,7 +108,12 @@ class CircuitBreaker:
         return breaker_state(self.name)
 
     def reset(self) -> None:
-        state_redis().delete(self.key)
+        breaker_reset(self.name)
+
+
+def breaker_reset(name: str) -> None:
+    """Close the breaker of backend ``name`` (operators after a fix; tests between cases)."""
+    state_redis().delete(BREAKER_KEY.format(name=name))
 
 
 def breaker_state(name: str) -> str:

@@ -7,7 +7,9 @@ would wait at each stage and decides its route:
 
 - ``full``: retrieval, then generation;
 - ``retrieval_only``: generation is overloaded (or its breaker is open): the retrieve
-  task answers from the semantic or stale cache, else extractively, flagged degraded;
+  task answers from the semantic or stale cache, else extractively, flagged degraded
+  (critical and interactive requests; batch ones are rejected instead, except when the
+  breaker is open, which is an outage rather than load);
 - ``reject``: even retrieval would wait too long: 503 + ``Retry-After`` (after a last
   look in the stale cache).
 
@@ -57,10 +59,33 @@ def wait_estimate(load: QueueLoad, *, priority: int, capacity: int | None = None
     """Seconds a new message of ``priority`` would wait before a worker starts it:
     (messages ahead + in flight - slots + 1) x service time / slots, or 0 with a free slot."""
     slots = load.capacity if capacity is None else min(load.capacity, capacity)
+    return _excess_wait(load.ahead_of(priority) + load.inflight, slots, load.service_time)
+
+
+def generation_wait(loads: dict[str, QueueLoad], *, priority_class: str, slots: tuple[int, int] | None) -> float:
+    """Seconds before a new answer task of ``priority_class`` would get a generation slot.
+
+    Both generate pools share the server's ``limit`` slots, and batch may hold at most
+    ``batch_limit`` of them: a critical/interactive answer waits behind the answers in
+    flight (both pools: batch ones hold slots too) and those queued ahead of it; a batch
+    answer waits behind all of that and behind its own pool's queue, within its cap."""
+    main, batch = loads[Queue.GENERATE.value], loads[Queue.GENERATE_BATCH.value]
+    limit, batch_limit = slots if slots is not None else (main.capacity, batch.capacity)
+    service = main.service_time
+    priority = int(CLASS_PRIORITY[priority_class])
+    if priority_class != "batch":
+        own_pool = wait_estimate(main, priority=priority)
+        ahead = main.ahead_of(priority) + main.inflight + min(batch.inflight, batch_limit)
+        return max(own_pool, _excess_wait(ahead, limit, service))
+    own_pool = wait_estimate(batch, priority=priority, capacity=batch_limit)
+    ahead = main.depth + main.inflight + batch.ahead_of(priority) + batch.inflight
+    return max(own_pool, _excess_wait(ahead, limit, service))
+
+
+def _excess_wait(ahead: int, slots: int, service: float) -> float:
     if slots <= 0:
         return math.inf
-    excess = load.ahead_of(priority) + load.inflight - slots + 1
-    return max(0.0, excess) * load.service_time / slots
+    return max(0.0, ahead - slots + 1) * service / slots
 
 
 class AdmitAll:
@@ -97,21 +122,20 @@ class QueueWaitAdmission:
             return Admission(route="full", waits=waits)
         if self.breaker == "open":
             return Admission(route="retrieval_only", reason="breaker_open", waits=waits)
-        queue = generate_queue(priority_class)
-        generate = self.loads[queue.value]
-        slots = None
-        if self.generation_slots is not None:
-            limit_all, limit_batch = self.generation_slots
-            slots = limit_batch if queue is Queue.GENERATE_BATCH else limit_all
-        wait_g = wait_estimate(generate, priority=priority, capacity=slots)
+        generate = self.loads[generate_queue(priority_class).value]
+        wait_g = generation_wait(self.loads, priority_class=priority_class, slots=self.generation_slots)
         waits["generate"] = _rounded(wait_g)
         if generate.capacity <= 0:
             return Admission(route="retrieval_only", reason="no_workers", waits=waits)
-        if wait_g > limit:
-            return Admission(route="retrieval_only", reason="generate_queue_wait", waits=waits)
-        if wait_r + retrieve.service_time + wait_g + generate.service_time > deadline_s:
-            return Admission(route="retrieval_only", reason="deadline", waits=waits)
-        return Admission(route="full", waits=waits)
+        too_long = wait_g > limit or wait_r + retrieve.service_time + wait_g + generate.service_time > deadline_s
+        if not too_long:
+            return Admission(route="full", waits=waits)
+        reason = "generate_queue_wait" if wait_g > limit else "deadline"
+        if priority_class == "batch":
+            # The lowest class does not even take retrieval capacity for a degraded answer:
+            # it is shed (after the web tier's look in the stale cache) and retries later.
+            return self._reject(reason, waits, retry=wait_g - limit + generate.service_time)
+        return Admission(route="retrieval_only", reason=reason, waits=waits)
 
     def _reject(self, reason: str, waits: dict, *, retry: float) -> Admission:
         self._retry_after = max(1.0, retry) if math.isfinite(retry) else 10.0
@@ -146,13 +170,18 @@ def admission_record(*, endpoint: str, priority_class: str, admission: Admission
               "Estimated wait a new request of each class would see at each stage (admission control's view)",
               labels=["queue", "priority_class"])
 def _wait_estimates():
+    from django.conf import settings
+
     loads = queue_loads([q.value for q in Queue if q is not Queue.EMBED])
+    slots = slots_limit(settings.SLUICE_GENERATION_BACKEND)
     for priority_class in PRIORITY_CLASSES:
-        priority = int(CLASS_PRIORITY[priority_class])
-        for queue in (Queue.RETRIEVE, generate_queue(priority_class)):
-            seconds = wait_estimate(loads[queue.value], priority=priority)
+        waits = {
+            Queue.RETRIEVE.value: wait_estimate(loads[Queue.RETRIEVE.value], priority=int(CLASS_PRIORITY[priority_class])),
+            generate_queue(priority_class).value: generation_wait(loads, priority_class=priority_class, slots=slots),
+        }
+        for queue, seconds in waits.items():
             if math.isfinite(seconds):
-                yield {"queue": queue.value, "priority_class": priority_class}, seconds
+                yield {"queue": queue, "priority_class": priority_class}, seconds
 
 
 def priority_class_of(*, auth) -> str:

@@ -29,7 +29,7 @@ from apps.operations.overload.admission import (
     deadline_resolve,
 )
 from apps.operations.overload.policy import overload_policy
-from workers.deadlines import cancel_key
+from workers.deadlines import EXPIRES_GRACE, cancel_key
 from workers.results import ResultTimeout, result_get, result_wait
 from workers.state import async_redis
 
@@ -103,7 +103,7 @@ def _query_start(request) -> dict:
         semantic_cache=policy.semantic_cache_enabled, answer_task_id=task_ids[1], generate=generate,
     )
     enqueue_started = time.perf_counter()
-    query_enqueue(log=log, plan=plan, priority=int(CLASS_PRIORITY[priority_class]), expires=deadline_s)
+    query_enqueue(log=log, plan=plan, priority=int(CLASS_PRIORITY[priority_class]), expires=deadline_s + EXPIRES_GRACE)
     return {**base, "query_id": log.pk, "task_id": task_ids[1], "task_ids": task_ids,
             "route": admission.route, "enqueue_ms": elapsed_ms(enqueue_started)}
 

@@ -59,6 +59,9 @@ async def search_api(request):
             message=f"the search did not finish within its deadline ({prepared['deadline_s']:.1f}s); retry later",
             headers={"Retry-After": "5"},
         )
+    if meta["status"] == "SUCCESS" and meta["result"] is None:
+        return error_response(504, code="timeout", headers={"Retry-After": "5"},
+                              message="the search's deadline passed before a worker could run it; retry later")
     if meta["status"] != "SUCCESS":
         return error_response(503, code="search_failed", message="the search failed on the worker; it was logged",
                               headers={"Retry-After": "5"})
