@@ -285,7 +285,7 @@ class ReplicaMonitor:
         with self._start_lock:
             if self._thread is not None:
                 return
-            if not self.states:
+            if not self.states and settings.SLUICE_REPLICA_ALIASES:
                 self.check()  # the first read of this process needs a view of the replicas
             self._thread = threading.Thread(target=self._loop, name="sluice-replica-monitor", daemon=True)
             self._thread.start()
@@ -293,15 +293,17 @@ class ReplicaMonitor:
     def _loop(self) -> None:
         while True:
             time.sleep(settings.SLUICE_REPLICA_CHECK_INTERVAL)
-            try:
-                self.check()
-            except Exception:  # the checker must outlive any one failure
-                logger.exception("replica check failed")
+            if settings.SLUICE_REPLICA_ALIASES:
+                try:
+                    self.check()
+                except Exception:  # the checker must outlive any one failure
+                    logger.exception("replica check failed")
             self.reads_flush()
 
     def read_count(self, alias: str, reason: str) -> None:
         with self._reads_lock:
             self._reads[(alias, reason)] += 1
+        self.ensure_running()  # also the flusher of these counts (no replicas: no checks)
 
     def reads_flush(self) -> None:
         """Add this process's read counts to sluice_db_reads_total (one write per label
