@@ -170,6 +170,7 @@ class ReplicaMonitor:
         self.states: dict[str, ReplicaState] = {}
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
         self._check_lock = threading.Lock()
+        self._state_lock = threading.Lock()  # read-modify-write of ``states``
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._reads: collections.Counter = collections.Counter()
@@ -183,8 +184,9 @@ class ReplicaMonitor:
         with self._check_lock:
             primary_lsn = self._primary_sample()
             states = {alias: self._replica_check(alias, primary_lsn) for alias in settings.SLUICE_REPLICA_ALIASES}
-            self._transitions_log(states)
-            self.states = states
+            with self._state_lock:
+                self._transitions_log(states)
+                self.states = states
             return states
 
     def _primary_sample(self) -> int | None:
@@ -265,17 +267,18 @@ class ReplicaMonitor:
     # -- updates from the read path ---------------------------------------------------
 
     def mark_down(self, alias: str, error: str) -> None:
-        old = self.states.get(alias)
-        if old is not None and old.state == "down":
-            return
-        self.states = {**self.states, alias: ReplicaState(alias=alias, state="down", checked_at=time.monotonic(),
-                                                          error=error)}
+        with self._state_lock:
+            old = self.states.get(alias)
+            if old is None or old.state != "down":
+                self.states = {**self.states, alias: ReplicaState(alias=alias, state="down",
+                                                                  checked_at=time.monotonic(), error=error)}
 
     def replay_seen(self, alias: str, lsn: int) -> None:
         """Remember a replay position read on demand (it only moves forward)."""
-        old = self.states.get(alias)
-        if old is not None and (old.replay_lsn or 0) < lsn:
-            self.states = {**self.states, alias: dataclasses.replace(old, replay_lsn=lsn)}
+        with self._state_lock:
+            old = self.states.get(alias)
+            if old is not None and (old.replay_lsn or 0) < lsn:
+                self.states = {**self.states, alias: dataclasses.replace(old, replay_lsn=lsn)}
 
     # -- background thread and read counters ----------------------------------------
 

@@ -55,7 +55,7 @@ def replica_health(*, state: ReplicaState, reads: float = 0.0, total_reads: floa
 
 def replicas_health() -> dict[str, dict]:
     """Every replica, checked now, with the primary's share of the same reads."""
-    states = replica_states(max_age=0.5)
+    states = replica_states(max_age=0)
     try:
         reads = reads_by_alias()
     except Exception:  # Redis is reported on its own
