@@ -137,17 +137,24 @@ def _reads_settled() -> dict[str, float]:
         last = now
 
 
-def _routing_cost(collection_id: int, n: int = 2000) -> float:
+def _routing_cost(collection_id: int, n: int = 2000) -> tuple[float, float]:
     """Microseconds one routing decision takes in this process (cached replica states; the
-    write-token lookup is one Redis round trip)."""
+    write-token lookup is one Redis round trip), and a bare Redis PING for comparison."""
     from ragproject.dbrouters import replica_route
+    from workers.state import state_redis
 
     scopes = [f"collection:{collection_id}"]
     replica_route(scopes=scopes)
-    started = time.perf_counter()
-    for _ in range(n):
+    redis = state_redis()
+    route = ping = 0.0
+    for _ in range(n):  # interleaved, so load on the machine hits both alike
+        started = time.perf_counter()
         replica_route(scopes=scopes)
-    return (time.perf_counter() - started) / n * 1e6
+        route += time.perf_counter() - started
+        started = time.perf_counter()
+        redis.ping()
+        ping += time.perf_counter() - started
+    return route / n * 1e6, ping / n * 1e6
 
 
 def main() -> int:
@@ -223,7 +230,8 @@ def main() -> int:
         r = results[name]
         print(f"ratio {name} / primary only: throughput {len(r['latencies']) / r['elapsed'] / base[0]:.2f}, "
               f"p99 {percentile(r['latencies'], 99) / base[1]:.2f}")
-    print(f"routing decision per read (in-process, cached replica states + write-token lookup): {route_us:.0f} us")
+    print(f"routing decision per read (in-process: cached replica states + one Redis script for the write "
+          f"tokens): {route_us[0]:.0f} us; a bare Redis PING: {route_us[1]:.0f} us")
     failed = sum(r["failures"] for r in results.values())
     return 0 if failed == 0 and load.uploaded else 1
 

@@ -196,7 +196,9 @@ class Stack:
             # Not part of this stack: stop it, and drop its slot so the primary does not keep
             # WAL for it forever. Its data stays on disk.
             if extra.stop():
-                echo(f"stopped postgres {extra.name} (this stack runs {self.config.pg_replicas} replicas)")
+                n = self.config.pg_replicas
+                echo(f"stopped postgres {extra.name} (this stack runs {n} replica{'' if n == 1 else 's'}); web and "
+                     "workers already running keep skipping it as down until `stack down` and `stack up`")
             if extra.slot in slots:
                 replication_slot_drop(self.primary, extra.slot)
                 echo(f"dropped the replication slot of {extra.name}; its data in {extra.data} is kept but stale")
