@@ -31,7 +31,7 @@ import httpx  # noqa: E402
 from query_overhead import QUESTIONS, percentile  # noqa: E402
 
 from apps.documents.models import Chunk, Document  # noqa: E402
-from ragproject.dbrouters import reads_by_alias  # noqa: E402
+from ragproject.dbrouters import reads_by_alias, replica_monitor_stop  # noqa: E402
 from workers.heartbeat import live_workers  # noqa: E402
 from workers.queues import Queue  # noqa: E402
 
@@ -207,6 +207,7 @@ def main() -> int:
                 load.stop.set()
                 load.join(timeout=30)
             route_us = _routing_cost(search["id"])
+            replica_monitor_stop()
     finally:
         if not args.keep:
             stack.down(echo=lambda line: None)

@@ -176,6 +176,7 @@ class ReplicaMonitor:
         self._reads: collections.Counter = collections.Counter()
         self._reads_lock = threading.Lock()
         self._none_usable = False
+        self._stopped = threading.Event()
 
     # -- checking ---------------------------------------------------------------------
 
@@ -294,14 +295,20 @@ class ReplicaMonitor:
             self._thread.start()
 
     def _loop(self) -> None:
-        while True:
-            time.sleep(settings.SLUICE_REPLICA_CHECK_INTERVAL)
+        while not self._stopped.wait(settings.SLUICE_REPLICA_CHECK_INTERVAL):
             if settings.SLUICE_REPLICA_ALIASES:
                 try:
                     self.check()
                 except Exception:  # the checker must outlive any one failure
                     logger.exception("replica check failed")
             self.reads_flush()
+        self.reads_flush()
+
+    def stop(self) -> None:
+        """End the background thread (after a last flush of the read counts)."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
     def read_count(self, alias: str, reason: str) -> None:
         with self._reads_lock:
@@ -341,6 +348,13 @@ def replica_monitor_start() -> None:
     """Worker start-up hook: check the replicas before the first read needs them."""
     if settings.SLUICE_REPLICA_ALIASES:
         replica_monitor().ensure_running()
+
+
+def replica_monitor_stop() -> None:
+    """Stop this process's monitor, e.g. before its databases are shut down on purpose
+    (a test session's or a benchmark's end), so it does not report them down."""
+    if _monitor_instance is not None and _monitor_instance.pid == os.getpid():
+        _monitor_instance.stop()
 
 
 def replica_states(*, max_age: float = 1.0) -> dict[str, ReplicaState]:
