@@ -14,8 +14,9 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+# `make run REPLICAS=2` starts two streaming read replicas (default: SLUICE_PG_REPLICAS, 1).
 run: install
-	$(PY) manage.py stack up
+	$(PY) manage.py stack up $(if $(REPLICAS),--replicas $(REPLICAS))
 
 stop:
 	$(PY) manage.py stack down

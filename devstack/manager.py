@@ -22,7 +22,15 @@ from workers.queues import Queue
 from .config import StackConfig
 from .errors import StackError
 from .ports import port_open, wait_port_free
-from .postgres import PostgresNode, pg_bin_dir, pgvector_portable_install, primary_bootstrap, system_user
+from .postgres import (
+    PostgresNode,
+    pg_bin_dir,
+    pgvector_portable_install,
+    primary_bootstrap,
+    replication_slot_drop,
+    replication_slots,
+    system_user,
+)
 from .procs import ManagedProcess, ensure_free
 
 logger = logging.getLogger(__name__)
@@ -44,10 +52,7 @@ class Stack:
         pg_user = system_user(c.pg_system_user) if c.embedded_postgres else None
         pg_root = c.data_dir / "pg"
         self.primary = PostgresNode(name="primary", root=pg_root, host=c.host, port=c.pg_port, user=pg_user)
-        self.replicas = [
-            PostgresNode(name=f"replica{i}", root=pg_root, host=c.host, port=c.pg_port + i, user=pg_user)
-            for i in range(1, c.pg_replicas + 1)
-        ]
+        self.replicas = [self._replica_node(i) for i in range(1, c.pg_replicas + 1)]
         env = c.child_env()
         cwd = _project_root()
 
@@ -70,6 +75,20 @@ class Stack:
         self.web = proc("web", web_argv(port=c.web_port, address=c.host, python=c.python))
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _replica_node(self, i: int) -> PostgresNode:
+        c = self.config
+        return PostgresNode(name=f"replica{i}", root=self.primary.root, host=c.host, port=c.pg_port + i,
+                            user=self.primary.user)
+
+    def extra_replicas(self) -> list[PostgresNode]:
+        """Replicas on disk beyond this stack's count (left by a run with more replicas)."""
+        root = self.primary.root
+        if not root.is_dir():
+            return []
+        numbers = sorted(int(p.name[len("replica"):]) for p in root.iterdir()
+                         if p.is_dir() and p.name.startswith("replica") and p.name[len("replica"):].isdigit())
+        return [self._replica_node(i) for i in numbers if i > self.config.pg_replicas]
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -155,6 +174,7 @@ class Stack:
         self.primary.start()
         self.primary.wait_ready()
         primary_bootstrap(self.primary)
+        slots = replication_slots(self.primary)
         for replica in self.replicas:
             if not replica.initialized():
                 echo(f"creating streaming replica {replica.name} with pg_basebackup -R")
@@ -164,8 +184,24 @@ class Stack:
                     f"{replica.data} is not a standby (no standby.signal); nothing was deleted: move it away "
                     "and run `stack up` to recreate the replica."
                 )
+            elif replica.slot not in slots:
+                raise StackError(
+                    f"{replica.name}'s replication slot is gone from the primary (a run with fewer replicas "
+                    f"dropped it), so its data in {replica.data} is stale and cannot catch up. Nothing was "
+                    "deleted: move that directory away and run `stack up` to recreate the replica."
+                )
             replica.start()
             replica.wait_ready()
+        for extra in self.extra_replicas():
+            # Not part of this stack: stop it, and drop its slot so the primary does not keep
+            # WAL for it forever. Its data stays on disk.
+            if extra.stop():
+                n = self.config.pg_replicas
+                echo(f"stopped postgres {extra.name} (this stack runs {n} replica{'' if n == 1 else 's'}); web and "
+                     "workers already running keep skipping it as down until `stack down` and `stack up`")
+            if extra.slot in slots:
+                replication_slot_drop(self.primary, extra.slot)
+                echo(f"dropped the replication slot of {extra.name}; its data in {extra.data} is kept but stale")
 
     def _django_setup(self, echo: Callable[[str], None]) -> None:
         """Migrations, static files and the admin user, in a child process so they use
@@ -233,7 +269,7 @@ class Stack:
                 wait_port_free(self.config.host, self.config.redis_port, 10)
                 echo("stopped redis")
             if self.config.embedded_postgres and self.primary.data.exists():
-                for node in [*self.replicas, self.primary]:
+                for node in [*self.replicas, *self.extra_replicas(), self.primary]:
                     if node.stop():
                         echo(f"stopped postgres {node.name}")
 

@@ -191,8 +191,13 @@ class PostgresNode:
         # initdb with --auth=trust already allows loopback replication connections;
         # this stack listens on the loopback only, so trust never leaves the machine.
 
+    @property
+    def slot(self) -> str:
+        """A replica's physical replication slot on the primary."""
+        return f"sluice_{self.name}"
+
     def init_replica(self, *, primary: "PostgresNode") -> None:
-        slot = f"sluice_{self.name}"
+        slot = self.slot
         with psycopg.connect(**primary.conninfo(SUPERUSER, "postgres"), autocommit=True) as conn:
             conn.execute(
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
@@ -219,11 +224,13 @@ class PostgresNode:
         logger.info("starting postgres %s on port %s", self.name, self.port)
         self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log_file), "-w", "-t", "120", timeout=150)
 
-    def stop(self) -> bool:
+    def stop(self, *, mode: str = "fast") -> bool:
+        """Stop the server: ``fast`` (clean shutdown), or ``immediate`` (every process
+        killed at once, crash recovery on the next start: what a crash looks like)."""
         if not self.running():
             return False
-        logger.info("stopping postgres %s", self.name)
-        self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", timeout=90)
+        logger.info("stopping postgres %s (%s)", self.name, mode)
+        self._run("pg_ctl", "stop", "-D", str(self.data), "-m", mode, "-w", "-t", "60", timeout=90)
         return True
 
     def conninfo(self, user: str = APP_USER, dbname: str = APP_DATABASE) -> dict:
@@ -241,6 +248,19 @@ class PostgresNode:
                 last_error = exc
                 time.sleep(0.2)
         raise StackError(f"postgres {self.name} did not accept connections within {timeout:.0f}s: {last_error}")
+
+
+def replication_slots(primary: PostgresNode) -> set[str]:
+    with psycopg.connect(**primary.conninfo(SUPERUSER, "postgres"), autocommit=True) as conn:
+        return {row[0] for row in conn.execute("SELECT slot_name FROM pg_replication_slots")}
+
+
+def replication_slot_drop(primary: PostgresNode, slot: str) -> None:
+    with psycopg.connect(**primary.conninfo(SUPERUSER, "postgres"), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
+            [slot],
+        )
 
 
 def primary_bootstrap(node: PostgresNode) -> None:

@@ -40,6 +40,9 @@ def stack(django_db_blocker):
     with django_db_blocker.unblock():
         s.up(echo=_echo)
     yield s
+    from ragproject.dbrouters import replica_monitor_stop
+
+    replica_monitor_stop()  # this process's replica checks would only report the shutdown
     with django_db_blocker.unblock():
         s.down(echo=_echo)
 

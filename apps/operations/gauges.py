@@ -2,10 +2,11 @@
 replica lag. Each reads what the health report reads, so /metrics and /health agree."""
 from django.conf import settings
 
+from ragproject.dbrouters import replica_states
 from workers.queues import Queue
 
 from .metrics import gauge_source
-from .selectors import primary_health, queue_health, replica_health
+from .selectors import queue_health
 
 
 @gauge_source("sluice_queue_depth", "Messages waiting in a queue (all priority lists)", labels=["queue"])
@@ -24,14 +25,31 @@ def _queue_workers():
             yield {"queue": queue.value}, health["workers"]
 
 
+REPLICA_STATES = ("up", "lagging", "down", "not_replica")
+
+
 @gauge_source("sluice_replica_lag_bytes", "Replay lag of a read replica behind the primary, in WAL bytes",
               labels=["replica"])
 def _replica_lag():
-    primary_lsn = primary_health().get("wal_lsn")
-    for alias in settings.SLUICE_REPLICA_ALIASES:
-        health = replica_health(alias=alias, primary_lsn=primary_lsn)
-        if health.get("lag_bytes") is not None:
-            yield {"replica": alias}, health["lag_bytes"]
+    for alias, state in replica_states(max_age=0.5).items():
+        if state.lag_bytes is not None:
+            yield {"replica": alias}, state.lag_bytes
+
+
+@gauge_source("sluice_replica_lag_seconds", "How stale a read replica may be, in seconds (0 when it has replayed "
+              "the primary's position; an upper bound otherwise)", labels=["replica"])
+def _replica_lag_seconds():
+    for alias, state in replica_states(max_age=0.5).items():
+        if state.lag_seconds is not None:
+            yield {"replica": alias}, state.lag_seconds
+
+
+@gauge_source("sluice_replica_state", "1 for a read replica's current state (up: reads use it; lagging, down, "
+              "not_replica: reads skip it)", labels=["replica", "state"])
+def _replica_state():
+    for alias, state in replica_states(max_age=0.5).items():
+        for name in REPLICA_STATES:
+            yield {"replica": alias, "state": name}, 1.0 if state.state == name else 0.0
 
 
 @gauge_source("sluice_breaker_state", "Generation circuit breaker: 0 closed, 1 half-open, 2 open", labels=["backend"])

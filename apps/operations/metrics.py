@@ -138,6 +138,15 @@ def metric_value(metric: Metric, **labels) -> float:
     return float(raw) if raw is not None else 0.0
 
 
+def metric_values(metric: Metric) -> dict[tuple, float]:
+    """Every recorded label combination of a counter with its value, cluster-wide:
+    ``{(("label", "value"), ...): value}``, labels in declaration order."""
+    if metric.kind != "counter":
+        raise ValueError(f"metric {metric.name} is not a counter")
+    raw = state_redis().hgetall(f"{KEY_PREFIX}:c:{metric.name}")
+    return {tuple(zip(metric.labels, json.loads(field))): float(value) for field, value in raw.items()}
+
+
 class _RedisCollector:
     """Turns the Redis hashes and the gauge sources into metric families at scrape time."""
 

@@ -1,21 +1,13 @@
 """Read-only views of the running system: the health report."""
 import time
 
-from django.conf import settings
 from django.db import connections
 from django.db.utils import Error as DatabaseError
 
+from ragproject.dbrouters import ReplicaState, reads_by_alias, replica_states
 from workers.heartbeat import live_workers
 from workers.queues import Queue, queue_redis_keys
 from workers.state import broker_redis, state_redis
-
-
-def _lsn_to_int(lsn: str | None) -> int | None:
-    """A Postgres LSN such as ``0/3000148`` as a byte position."""
-    if not lsn:
-        return None
-    hi, lo = lsn.split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
 
 
 def _fetchone(alias: str, sql: str) -> tuple:
@@ -49,31 +41,31 @@ def primary_health() -> dict:
     return {"ok": True, "pgvector": vector_version, "wal_lsn": lsn}
 
 
-def replica_health(*, alias: str, primary_lsn: str | None) -> dict:
-    """Replay lag measured from LSNs, so an idle primary does not look like lag."""
-    try:
-        in_recovery, receive_lsn, replay_lsn, replay_age = _fetchone(
-            alias,
-            "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text,"
-            " pg_last_wal_replay_lsn()::text,"
-            " EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8",
-        )
-    except DatabaseError as exc:
-        _drop_connection(alias)
-        return {"ok": False, "error": f"cannot query replica {alias}: {exc}".strip()}
-    if not in_recovery:
-        return {"ok": False, "error": f"{alias} is not in recovery: it is not a replica"}
-    primary_pos, replay_pos = _lsn_to_int(primary_lsn), _lsn_to_int(replay_lsn)
-    lag_bytes = max(0, primary_pos - replay_pos) if primary_pos is not None and replay_pos is not None else None
-    # Caught up in bytes means no lag, however long ago the last transaction replayed.
-    lag_seconds = 0.0 if lag_bytes == 0 else replay_age
+def replica_health(*, state: ReplicaState, reads: float = 0.0, total_reads: float = 0.0) -> dict:
+    """One replica as the router sees it (ragproject/dbrouters.py): ``ok`` when it is a
+    reachable standby, ``usable`` when reads go to it (also within the lag limits), its
+    lag from LSNs (an idle primary is no lag), and its share of replica-eligible reads."""
     return {
-        "ok": True,
-        "receive_lsn": receive_lsn,
-        "replay_lsn": replay_lsn,
-        "lag_bytes": lag_bytes,
-        "lag_seconds": lag_seconds,
+        "ok": state.state in ("up", "lagging"),
+        **state.as_dict(),
+        "reads": int(reads),
+        "read_share": round(reads / total_reads, 4) if total_reads else None,
     }
+
+
+def replicas_health() -> dict[str, dict]:
+    """Every replica, checked now, with the primary's share of the same reads."""
+    states = replica_states(max_age=0)
+    try:
+        reads = reads_by_alias()
+    except Exception:  # Redis is reported on its own
+        reads = {}
+    total = sum(reads.values())
+    report = {alias: replica_health(state=state, reads=reads.get(alias, 0.0), total_reads=total)
+              for alias, state in states.items()}
+    report["primary"] = {"reads": int(reads.get("default", 0.0)),
+                         "read_share": round(reads.get("default", 0.0) / total, 4) if total else None}
+    return report
 
 
 def redis_health() -> dict:
@@ -101,17 +93,23 @@ def queue_health(*, queue: Queue) -> dict:
 
 
 def health_report() -> dict:
-    """Every required part and its state; ``failing`` names the parts that are not ok."""
+    """Every part and its state. ``failing`` names the required parts that are not ok
+    (the primary, Redis, a queue without workers): the service is unavailable. A replica
+    that is down or lagging is named in ``degraded`` instead: reads skip it and fall back
+    to the primary, so the service still works."""
     parts: dict[str, dict] = {"primary": primary_health()}
-    for alias in settings.SLUICE_REPLICA_ALIASES:
-        parts[alias] = replica_health(alias=alias, primary_lsn=parts["primary"].get("wal_lsn"))
+    replicas = replicas_health()
+    parts["primary"].update(replicas.pop("primary"))
+    parts.update(replicas)
     parts["redis"] = redis_health()
     queues = {q.value: queue_health(queue=q) for q in Queue} if parts["redis"]["ok"] else {}
-    failing = [name for name, part in parts.items() if not part["ok"]]
+    failing = [name for name, part in parts.items() if not part["ok"] and name not in replicas]
     failing += [f"queue:{name}" for name, q in queues.items() if not q["ok"]]
+    degraded = [name for name, part in replicas.items() if not part["usable"]]
     return {
-        "status": "ok" if not failing else "unavailable",
+        "status": "unavailable" if failing else "degraded" if degraded else "ok",
         "failing": failing,
+        "degraded": degraded,
         "databases": {k: v for k, v in parts.items() if k != "redis"},
         "redis": parts["redis"],
         "queues": queues,

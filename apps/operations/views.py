@@ -7,7 +7,9 @@ from .selectors import health_report
 
 
 class HealthApi(APIView):
-    """``GET /api/v1/health/``: 200 when every required part is up, 503 naming the failing parts."""
+    """``GET /api/v1/health/``: 200 when every required part is up (``status`` is
+    ``degraded`` when a replica is down or lagging: reads fall back to the primary), 503
+    naming the failing parts otherwise."""
 
     permission_classes = [AllowAny]
     authentication_classes: list = []

@@ -26,7 +26,7 @@ from django.db import connections, transaction
 from django.db.models import F
 
 from apps.operations.metrics import counter, metric_inc
-from ragproject.dbrouters import replica_alias
+from ragproject.dbrouters import replica_read
 from workers.state import cache_redis
 
 from .models import SemanticCacheEntry
@@ -113,18 +113,23 @@ def semantic_get(*, scope: CacheScope, vector, threshold: float, allow_stale: bo
     """The earlier answer whose question is closest to ``vector`` (at least ``threshold``
     cosine similarity) in this scope: at the current version, or with ``allow_stale`` at an
     older one when no current one is close enough."""
-    alias = replica_alias()
     sql = (
         "SELECT id, content_version, question, body, 1 - (embedding <=> %s::vector) AS similarity"
         " FROM retrieval_semanticcacheentry WHERE collection_id = %s AND params_digest = %s"
         " AND content_version <= %s ORDER BY embedding <=> %s::vector LIMIT 10"
     )
     literal = _vector_literal(vector)
-    try:
+
+    def run(alias: str) -> list[tuple]:
         with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cursor.execute(sql, [literal, scope.collection_id, scope.params, scope.content_version, literal])
-            rows = cursor.fetchall()
+            return cursor.fetchall()
+
+    try:
+        # A replica, with the collection's read-your-writes rule (its entries are written
+        # on the primary by the answering worker; a lagging replica just misses).
+        rows = replica_read(run, scopes=[f"collection:{scope.collection_id}"])
     except Exception as exc:
         logger.warning("semantic cache lookup failed: %s", exc)
         rows = []

@@ -1,7 +1,9 @@
 """Hybrid retrieval: pgvector cosine ANN + Postgres full-text ranking, fused by
 reciprocal rank fusion (RRF), with metadata filters inside the SQL.
 
-Runs on a read replica (``ragproject.dbrouters.replica_alias``) when one is configured.
+Runs on a usable read replica that has replayed the collections' latest writes, else on
+the primary, and is retried elsewhere if the replica fails mid-query
+(``ragproject.dbrouters.replica_read``, docs/replicas.md).
 Raw SQL because the ORM cannot say ``SET LOCAL hnsw.*`` or the fusion.
 """
 import dataclasses
@@ -10,7 +12,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connections, transaction
 
-from ragproject.dbrouters import replica_alias
+from ragproject.dbrouters import replica_read
 
 from .filters import filters_sql
 
@@ -75,13 +77,13 @@ def chunks_search(
 
     ``query_vector`` (the embedded query) is required for ``hybrid`` and ``vector``.
     ``filters`` must come from ``filters_validate``. Each ranking contributes up to
-    ``SLUICE_RETRIEVAL_CANDIDATES`` candidates to the fusion.
+    ``SLUICE_RETRIEVAL_CANDIDATES`` candidates to the fusion. ``using`` forces a database
+    alias (no replica choice, no failover).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     if mode != "text" and query_vector is None:
         raise ValueError("a query vector is needed for vector and hybrid search")
-    alias = using or replica_alias()
     candidates = max(top_k, settings.SLUICE_RETRIEVAL_CANDIDATES)
     filter_sql, filter_params = filters_sql(filters or {})
     ctes, params = [], []
@@ -109,13 +111,19 @@ def chunks_search(
         " ORDER BY f.score DESC, c.id LIMIT %s"
     )
     params.append(top_k)
-    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-        # ef_search bounds HNSW's candidate list; iterative scans keep going when filters
-        # reject candidates, so a selective filter still yields `candidates` rows.
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(settings.SLUICE_HNSW_EF_SEARCH, candidates))])
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    ef_search = str(max(settings.SLUICE_HNSW_EF_SEARCH, candidates))
+
+    def run(alias: str) -> list[tuple]:
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            # ef_search bounds HNSW's candidate list; iterative scans keep going when filters
+            # reject candidates, so a selective filter still yields `candidates` rows.
+            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [ef_search])
+            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    # Read-your-writes per collection: ingestion's write_mark(scope="collection:<id>").
+    rows = run(using) if using else replica_read(run, scopes=[f"collection:{cid}" for cid in collection_ids])
     return [
         SearchHit(
             chunk_id=row[0], document_id=row[1], title=row[2], text=row[3], score=float(row[4]),

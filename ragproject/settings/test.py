@@ -11,6 +11,10 @@ for _name, _value in {
     "SLUICE_WEB_PORT": "8100",
     "SLUICE_FLOWER_PORT": "5655",
     "SLUICE_EMBEDDING_BACKEND": "hash",
+    # Two streaming replicas, so routing, failover and read-your-writes are tested with N > 1;
+    # a short lag limit so the lag tests wait seconds, not minutes.
+    "SLUICE_PG_REPLICAS": "2",
+    "SLUICE_REPLICA_MAX_LAG_SECONDS": "2",
     "SLUICE_WORKER_HEARTBEAT_TTL": "6",
     "SLUICE_WORKER_HEARTBEAT_INTERVAL": "1",
     # Redeliver the task of a killed worker within seconds, not minutes.

@@ -19,15 +19,17 @@ def test_pgvector_is_installed_on_the_primary(live_db):
     assert distance == pytest.approx(1.0)
 
 
-def test_primary_is_primary_and_replica_is_a_streaming_standby(live_db):
-    assert settings.SLUICE_REPLICA_ALIASES == ["replica1"]
+def test_primary_is_primary_and_replicas_are_streaming_standbys(live_db):
+    # The test stack runs two replicas (ragproject/settings/test.py).
+    assert settings.SLUICE_REPLICA_ALIASES == ["replica1", "replica2"]
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT pg_is_in_recovery(), count(*) FROM pg_stat_replication WHERE state = 'streaming'")
         in_recovery, streaming = cursor.fetchone()
-    assert (in_recovery, streaming) == (False, 1)
-    with connections["replica1"].cursor() as cursor:
-        cursor.execute("SELECT pg_is_in_recovery(), status FROM pg_stat_wal_receiver")
-        assert cursor.fetchone() == (True, "streaming")
+    assert (in_recovery, streaming) == (False, 2)
+    for alias in settings.SLUICE_REPLICA_ALIASES:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT pg_is_in_recovery(), status FROM pg_stat_wal_receiver")
+            assert cursor.fetchone() == (True, "streaming")
 
 
 def test_row_written_on_primary_is_read_back_from_the_replica(live_db):

@@ -29,6 +29,7 @@ def second_stack(stack):
         redis_port=base.redis_port + OFFSET,
         web_port=base.web_port + OFFSET,
         flower_port=base.flower_port + OFFSET,
+        pg_replicas=1,  # the session stack covers two; one keeps these start-ups short
     )
     shutil.rmtree(config.data_dir, ignore_errors=True)
     s = Stack(config)
@@ -168,3 +169,27 @@ def test_external_urls_replace_the_embedded_parts(stack):
     # ... and everything is reached through the URLs: the session stack serves as "external".
     assert status["health"]["databases"]["primary"]["ok"] and status["health"]["databases"]["replica1"]["ok"]
     assert status["health"]["redis"]["ok"]
+
+
+def test_replicas_flag_sets_the_number_of_replicas(stack):
+    """`stack --replicas N` describes a stack with N replicas (ports SLUICE_PG_PORT + i);
+    bad values are refused with the allowed range."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "manage.py", "stack", *args], cwd=settings.BASE_DIR,
+                              env={**os.environ, "DJANGO_SETTINGS_MODULE": "ragproject.settings.test"},
+                              capture_output=True, text=True, timeout=120)
+
+    result = run("status", "--json", "--replicas", "3")
+    assert result.returncode == 0, result.stderr
+    rows = {row["part"]: row for row in json.loads(result.stdout)["parts"]}
+    c = StackConfig.from_settings()
+    assert [rows[f"postgres replica{i}"]["port"] for i in (1, 2, 3)] == [c.pg_port + 1, c.pg_port + 2, c.pg_port + 3]
+    assert rows["postgres replica1"]["running"] and rows["postgres replica2"]["running"]
+    assert not rows["postgres replica3"]["running"]
+    result = run("up", "--replicas", "-1")
+    assert result.returncode != 0 and "--replicas must be between 0 and 16" in result.stderr

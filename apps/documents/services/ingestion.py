@@ -23,6 +23,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from ragproject.dbrouters import write_mark
+
 from ..models import Chunk, Collection, Document, DocumentContent
 from .chunking import text_chunk
 from .embedding import DIM, embedder, texts_embed
@@ -64,6 +66,9 @@ def embedder_name() -> str:
 
 def _collection_touch(collection_id: int) -> None:
     Collection.objects.filter(pk=collection_id).update(content_version=F("content_version") + 1, updated_at=timezone.now())
+    # Read-your-writes: once this commits, searches of the collection read only replicas
+    # that replayed it (docs/replicas.md; the search side is chunks_search).
+    write_mark(scope=f"collection:{collection_id}")
 
 
 def _ingest_enqueue(document: Document) -> None:
