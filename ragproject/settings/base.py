@@ -18,6 +18,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "apps.operations",
+    "apps.accounts",
     "apps.documents",
     "apps.retrieval",
     "apps.generation",
@@ -73,6 +74,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# HTTP basic auth with a user's password: handy on the local stacks; in production, API
+# keys (ragproject/settings/production.py turns it off unless asked).
+SLUICE_API_BASIC_AUTH = env.bool("SLUICE_API_BASIC_AUTH", default=True)
+
 # https://www.django-rest-framework.org/api-guide/settings/
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -80,11 +85,12 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    # API keys and per-collection sharing come with the access-control work; until then
-    # session (admin) and HTTP basic auth over the user table, never anonymous.
+    # API keys (docs/access.md), the admin's session, and HTTP basic auth where
+    # SLUICE_API_BASIC_AUTH allows it; never anonymous.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        *(["rest_framework.authentication.BasicAuthentication"] if SLUICE_API_BASIC_AUTH else []),
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",

@@ -155,7 +155,9 @@ async def _relay(prepared: dict, started: float):
 
 
 def _task_lookup(request, task_id: str) -> QueryLog:
-    return get_object_or_404(QueryLog.objects.filter(user=request.user), task_id=task_id)
+    # The asker only, and only while they can still read the collection (access control).
+    logs = QueryLog.objects.filter(user=request.user, collection__in=collections_for(user=request.user))
+    return get_object_or_404(logs, task_id=task_id)
 
 
 async def task_api(request, task_id: str):
