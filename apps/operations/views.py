@@ -11,6 +11,7 @@ class HealthApi(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes: list = []  # load balancer probes must never see a 429
 
     def get(self, request):
         report = health_report()

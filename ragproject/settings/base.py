@@ -93,6 +93,19 @@ REST_FRAMEWORK = {
         *(["rest_framework.authentication.BasicAuthentication"] if SLUICE_API_BASIC_AUTH else []),
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Per-key rates on the shared Redis cache (apps/accounts/throttling.py); 429 + Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.accounts.throttling.KeyRateThrottle",
+        "apps.accounts.throttling.AnonThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "api": env.str("SLUICE_THROTTLE_RATE_API", default="1200/min"),
+        "query": env.str("SLUICE_THROTTLE_RATE_QUERY", default="300/min"),
+        "anon": env.str("SLUICE_THROTTLE_RATE_ANON", default="300/min"),
+    },
+    # How many reverse proxies' X-Forwarded-For entries to trust when identifying a client
+    # (0: use the peer address, never a header a client can forge).
+    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.operations.api.errors.exception_handler",

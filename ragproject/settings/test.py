@@ -21,6 +21,10 @@ for _name, _value in {
     "SLUICE_UPLOAD_MAX_BYTES": str(2 * 1024 * 1024),
     "SLUICE_UPLOAD_MAX_FILES": "20",
     "SLUICE_TEXT_MAX_CHARS": "1000000",
+    # Throttling is tested with per-key rates; the suite's own load tests must not hit it.
+    "SLUICE_THROTTLE_RATE_API": "1000000/min",
+    "SLUICE_THROTTLE_RATE_QUERY": "1000000/min",
+    "SLUICE_THROTTLE_RATE_ANON": "1000000/min",
 }.items():
     os.environ.setdefault(_name, _value)
 

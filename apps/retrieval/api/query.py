@@ -65,7 +65,7 @@ async def _chain_failure(task_ids: list[str]) -> dict | None:
 @csrf_exempt  # as DRF's views: session-authenticated requests are CSRF-checked by DRF itself
 async def query_api(request):
     started = time.perf_counter()
-    prepared = await prepare(request, _query_start)
+    prepared = await prepare(request, _query_start, throttle_scopes=("query",))
     if isinstance(prepared, JsonResponse):
         return prepared
     prepared["web_ms"] = round(elapsed_ms(started) - prepared["enqueue_ms"], 1)

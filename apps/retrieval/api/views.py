@@ -33,7 +33,7 @@ def _search_start(request) -> dict:
 @csrf_exempt  # as DRF's views: session-authenticated requests are CSRF-checked by DRF itself
 async def search_api(request):
     started = time.perf_counter()
-    prepared = await prepare(request, _search_start)
+    prepared = await prepare(request, _search_start, throttle_scopes=("query",))
     if isinstance(prepared, JsonResponse):
         return prepared
     web_ms = round(elapsed_ms(started) - prepared["enqueue_ms"], 1)
