@@ -3,7 +3,7 @@ from celery import Celery
 from django.conf import settings
 from kombu import Queue as KombuQueue
 
-from . import startup  # noqa: F401  (connects the start-up signals)
+from . import signals, startup  # noqa: F401  (connect the signal handlers)
 from .heartbeat import WorkerHeartbeat
 from .queues import PRIORITY_SEP, PRIORITY_STEPS, Priority, Queue
 

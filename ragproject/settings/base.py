@@ -9,7 +9,7 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "apps.operations.admin_config.SluiceAdminConfig",  # django.contrib.admin with the queue page
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
