@@ -1,7 +1,9 @@
 """Scrape-time gauges of the present state (see metrics.py): queue depths, live workers,
-replica lag. Each reads what the health report reads, so /metrics and /health agree."""
+replica lag, and the embedding cache's running totals. Each reads what the health report
+(or the cache's own counters) reads, so /metrics and /health agree."""
 from django.conf import settings
 
+from apps.documents.services.embedding import embedding_cache_stats
 from workers.queues import Queue
 
 from .metrics import gauge_source
@@ -24,11 +26,39 @@ def _queue_workers():
             yield {"queue": queue.value}, health["workers"]
 
 
+def _replicas() -> dict:
+    primary_lsn = primary_health().get("wal_lsn")
+    return {alias: replica_health(alias=alias, primary_lsn=primary_lsn) for alias in settings.SLUICE_REPLICA_ALIASES}
+
+
 @gauge_source("sluice_replica_lag_bytes", "Replay lag of a read replica behind the primary, in WAL bytes",
               labels=["replica"])
 def _replica_lag():
-    primary_lsn = primary_health().get("wal_lsn")
-    for alias in settings.SLUICE_REPLICA_ALIASES:
-        health = replica_health(alias=alias, primary_lsn=primary_lsn)
+    for alias, health in _replicas().items():
         if health.get("lag_bytes") is not None:
             yield {"replica": alias}, health["lag_bytes"]
+
+
+@gauge_source("sluice_replica_lag_seconds",
+              "Seconds since the last replayed transaction on a replica that is behind (0 when caught up)",
+              labels=["replica"])
+def _replica_lag_seconds():
+    for alias, health in _replicas().items():
+        if health.get("lag_seconds") is not None:
+            yield {"replica": alias}, health["lag_seconds"]
+
+
+@gauge_source("sluice_embedding_cache_lookups", "Embedding cache lookups (Redis, keyed by model and text hash)",
+              labels=["result"], kind="counter")
+def _embedding_cache_lookups():
+    stats = embedding_cache_stats()
+    yield {"result": "hit"}, stats["hits"]
+    yield {"result": "miss"}, stats["misses"]
+
+
+@gauge_source("sluice_embedding_cache_hit_ratio", "Embedding cache hits / lookups since the cache's counters began")
+def _embedding_cache_hit_ratio():
+    stats = embedding_cache_stats()
+    total = stats["hits"] + stats["misses"]
+    if total:
+        yield {}, stats["hits"] / total
