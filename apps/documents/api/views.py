@@ -1,6 +1,7 @@
 """Thin REST views over the documents services and selectors."""
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -23,6 +24,7 @@ from ..services.ingestion import (
 )
 from ..services.parsing import format_content_type
 from ..services.sharing import collection_share, collection_unshare
+from .schemas import CONFLICT, DOCUMENT_LIST, UPLOAD_REQUEST, UPLOAD_RESPONSE
 from .serializers import CollectionSerializer, CollectionShareSerializer, DocumentSerializer, DocumentUpdateSerializer
 
 
@@ -67,9 +69,9 @@ class CollectionViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         data = serializer.validated_data
-        serializer.instance = collection_create(
-            owner=self.request.user, name=data["name"], description=data.get("description", "")
-        )
+        collection = collection_create(owner=self.request.user, name=data["name"], description=data.get("description", ""))
+        collection.access, collection.document_count = "owner", 0  # as the list shows it
+        serializer.instance = collection
 
 
 class CollectionDocumentsApi(APIView):
@@ -77,6 +79,13 @@ class CollectionDocumentsApi(APIView):
 
     parser_classes = [JSONParser, MultiPartParser]
 
+    @extend_schema(
+        operation_id="collection_documents_list", tags=["documents"], responses={200: DOCUMENT_LIST},
+        parameters=[
+            OpenApiParameter("status", enum=Document.Status.values, required=False),
+            OpenApiParameter("limit", int, required=False), OpenApiParameter("offset", int, required=False),
+        ],
+    )
     def get(self, request, collection_id: int):
         collection = get_object_or_404(collections_for(user=request.user), pk=collection_id)
         documents = documents_for(user=request.user).filter(collection=collection)
@@ -89,6 +98,10 @@ class CollectionDocumentsApi(APIView):
         page = paginator.paginate_queryset(documents.order_by("id"), request, view=self)
         return paginator.get_paginated_response(DocumentSerializer(page, many=True).data)
 
+    @extend_schema(
+        operation_id="collection_documents_upload", tags=["documents"], request=UPLOAD_REQUEST,
+        responses={202: UPLOAD_RESPONSE, 200: OpenApiResponse(UPLOAD_RESPONSE, description="all were duplicates")},
+    )
     def post(self, request, collection_id: int):
         request_size_check(request)
         collection = collection_for_write(user=request.user, collection_id=collection_id)
@@ -109,6 +122,13 @@ class CollectionDocumentsApi(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED if any_new else status.HTTP_200_OK)
 
 
+@extend_schema_view(
+    partial_update=extend_schema(request=DocumentUpdateSerializer, responses={
+        200: DocumentSerializer, 202: OpenApiResponse(DocumentSerializer, description="new text: a new version is queued"),
+        409: CONFLICT}),
+    reindex=extend_schema(request=None, responses={202: DocumentSerializer}),
+    destroy=extend_schema(responses={204: None}),
+)
 class DocumentViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """``/api/v1/documents/{id}/``: status and progress; ``PATCH`` to update; ``DELETE``;
     ``POST .../reindex/``."""
@@ -157,11 +177,16 @@ class CollectionSharesApi(APIView):
 
     parser_classes = [JSONParser]
 
+    @extend_schema(operation_id="collection_shares_list", tags=["collections"],
+                   responses={200: CollectionShareSerializer(many=True)})
     def get(self, request, collection_id: int):
         collection = collection_for_owner(user=request.user, collection_id=collection_id)
         shares = collection.shares.select_related("user", "group")
         return Response(CollectionShareSerializer(shares, many=True).data)
 
+    @extend_schema(operation_id="collection_shares_create", tags=["collections"], request=CollectionShareSerializer,
+                   responses={201: CollectionShareSerializer,
+                              200: OpenApiResponse(CollectionShareSerializer, description="the share's access changed")})
     def post(self, request, collection_id: int):
         collection = collection_for_owner(user=request.user, collection_id=collection_id)
         serializer = CollectionShareSerializer(data=request.data, context={"collection": collection})
@@ -176,6 +201,7 @@ class CollectionSharesApi(APIView):
 class CollectionShareDetailApi(APIView):
     """``DELETE`` removes a share. Owner only."""
 
+    @extend_schema(operation_id="collection_shares_destroy", tags=["collections"], responses={204: None})
     def delete(self, request, collection_id: int, share_id: int):
         collection = collection_for_owner(user=request.user, collection_id=collection_id)
         share = get_object_or_404(CollectionShare.objects.filter(collection=collection), pk=share_id)

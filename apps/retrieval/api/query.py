@@ -16,12 +16,13 @@ from django.views.decorators.csrf import csrf_exempt
 
 from apps.documents.selectors import collections_for
 from apps.generation.services.delivery import cancel_key, stream_key
-from apps.operations.api.asyncapi import error_response, prepare
+from apps.operations.api.asyncapi import documented_by, error_response, prepare
 from workers.results import ResultTimeout, result_get, result_wait
 from workers.state import async_redis
 
 from ..models import QueryLog
 from ..services import query_enqueue, query_log_finish, query_log_start
+from .schemas import QueryApiSchema, TaskApiSchema
 from .serializers import QueryRequestSerializer
 from .timing import elapsed_ms, timings_complete
 
@@ -62,6 +63,7 @@ async def _chain_failure(task_ids: list[str]) -> dict | None:
     return None
 
 
+@documented_by(QueryApiSchema)
 @csrf_exempt  # as DRF's views: session-authenticated requests are CSRF-checked by DRF itself
 async def query_api(request):
     started = time.perf_counter()
@@ -160,6 +162,7 @@ def _task_lookup(request, task_id: str) -> QueryLog:
     return get_object_or_404(logs, task_id=task_id)
 
 
+@documented_by(TaskApiSchema)
 async def task_api(request, task_id: str):
     """``GET /api/v1/tasks/{id}/``: the state of an async query, and its answer when done."""
     log = await prepare(request, lambda drf_request: _task_lookup(drf_request, task_id), method="GET")

@@ -9,10 +9,11 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.documents.selectors import collections_for
-from apps.operations.api.asyncapi import error_response, prepare
+from apps.operations.api.asyncapi import documented_by, error_response, prepare
 from workers.results import ResultTimeout, result_wait
 
 from ..tasks import search_enqueue
+from .schemas import SearchApiSchema
 from .serializers import SearchRequestSerializer
 from .timing import elapsed_ms, timings_complete
 
@@ -30,6 +31,7 @@ def _search_start(request) -> dict:
     return {"task_id": task_id, "enqueue_ms": elapsed_ms(enqueue_started), **data}
 
 
+@documented_by(SearchApiSchema)
 @csrf_exempt  # as DRF's views: session-authenticated requests are CSRF-checked by DRF itself
 async def search_api(request):
     started = time.perf_counter()
