@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run stop status test
+.PHONY: install run stop status test chromium
 
 install: $(VENV)/.installed
 
@@ -24,5 +24,12 @@ stop:
 status:
 	$(PY) manage.py stack status
 
-test: install
+# The browser test drives Debian's Chromium through Playwright (never a downloaded
+# browser); installed once, skipped when already there.
+chromium:
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium; }
+
+test: install chromium
 	$(PY) -m pytest

@@ -105,3 +105,28 @@ def overload_policy(live_db):
     yield apply
     overload_policy_reset()
     time.sleep(settings.SLUICE_OVERLOAD_POLICY_TTL * 2)
+
+
+@pytest.fixture
+def key_client(stack, live_db):
+    """``key_client(username=None, **key_options) -> (client, user, raw_key)``: an HTTP
+    client for /api/v1 that authenticates with a new API key of a new (or given) user."""
+    from django.contrib.auth import get_user_model
+
+    from apps.accounts.services import api_key_create
+
+    clients = []
+
+    def make(username: str | None = None, **key_options):
+        user, _ = get_user_model().objects.get_or_create(username=username or f"key-{uuid.uuid4().hex[:10]}")
+        _, raw_key = api_key_create(user=user, **key_options)
+        c = httpx.Client(
+            base_url=f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}/api/v1",
+            headers={"Authorization": f"Api-Key {raw_key}"}, timeout=60,
+        )
+        clients.append(c)
+        return c, user, raw_key
+
+    yield make
+    for c in clients:
+        c.close()

@@ -74,3 +74,26 @@ def generation_use(stack, url: str | None, **env) -> None:
     for queue in (Queue.GENERATE, Queue.GENERATE_BATCH):
         worker_restart(stack, queue, **changes)
     web_restart(stack, **changes)
+
+
+def admin_login(stack):
+    """An httpx client logged into the real admin with the stack's superuser (CSRF included)."""
+    import re
+
+    import httpx
+    from django.conf import settings
+
+    creds = stack.credentials()["admin"]
+    client = httpx.Client(base_url=f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}", timeout=30)
+    page = client.get("/admin/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    response = client.post("/admin/login/?next=/admin/", data={
+        "csrfmiddlewaretoken": token, "username": creds["user"], "password": creds["password"], "next": "/admin/"})
+    assert response.status_code == 302 and response.headers["location"] == "/admin/", response.text[:500]
+    return client
+
+
+def admin_post(client, path: str, data: dict):
+    """POST an admin form as the browser would, with the session's CSRF token."""
+    token = client.cookies["csrftoken"]
+    return client.post(path, data={"csrfmiddlewaretoken": token, **data}, headers={"Referer": str(client.base_url) + path})

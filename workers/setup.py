@@ -3,7 +3,7 @@ from celery import Celery
 from django.conf import settings
 from kombu import Queue as KombuQueue
 
-from . import deadlines, load, startup  # noqa: F401  (connect their signals)
+from . import deadlines, load, signals, startup  # noqa: F401  (connect their signal handlers)
 from .heartbeat import WorkerHeartbeat
 from .queues import PRIORITY_SEP, PRIORITY_STEPS, Priority, Queue
 

@@ -1,44 +1,107 @@
-"""Admin for collections, documents (status, errors, retry/reindex) and read-only chunks."""
+"""Admin for collections (with their shares), documents (status, error, chunk count;
+retry, reindex and delete through the services) and read-only, searchable chunks."""
 from django.contrib import admin, messages
+from django.db.models import Count
 
-from .models import Chunk, Collection, Document
-from .services.ingestion import document_reindex
+from .models import Chunk, Collection, CollectionShare, Document
+from .services.ingestion import document_delete, document_reindex
+
+
+class CollectionShareInline(admin.TabularInline):
+    model = CollectionShare
+    extra = 0
+    autocomplete_fields = ["user", "group"]
+    fields = ["user", "group", "access", "created_at"]
+    readonly_fields = ["created_at"]
 
 
 @admin.register(Collection)
 class CollectionAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "owner", "embedding_model", "content_version", "updated_at"]
+    list_display = ["id", "name", "owner", "documents", "embedding_model", "content_version", "updated_at"]
     search_fields = ["name", "owner__username"]
+    list_select_related = ["owner"]
+    autocomplete_fields = ["owner"]
     readonly_fields = ["embedding_model", "embedding_dim", "content_version", "created_at", "updated_at"]
+    inlines = [CollectionShareInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(document_total=Count("documents"))
+
+    @admin.display(description="documents", ordering="document_total")
+    def documents(self, obj: Collection) -> int:
+        return obj.document_total
 
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
-    list_display = ["id", "title", "collection", "status", "chunk_count", "version", "updated_at"]
+    list_display = ["id", "title", "collection", "status", "short_error", "chunk_count", "version", "updated_at"]
     list_filter = ["status", "format"]
+    list_select_related = ["collection"]
     search_fields = ["title", "source", "content_hash"]
     readonly_fields = [
-        "content_hash", "size_bytes", "format", "status", "error", "version", "chunk_count",
+        "collection", "content_hash", "size_bytes", "format", "status", "error", "version", "chunk_count",
         "chunks_total", "chunks_embedded", "attempts", "created_at", "updated_at", "ready_at",
     ]
-    actions = ["reindex"]
+    actions = ["retry_failed", "reindex", "delete_with_chunks"]
 
-    @admin.action(description="Retry / reindex the selected documents")
+    def has_add_permission(self, request):
+        return False  # documents come in through the API or `manage.py ingest`
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # it would bypass document_delete
+        return actions
+
+    @admin.display(description="error")
+    def short_error(self, obj: Document) -> str:
+        return obj.error[:120]
+
+    @admin.action(description="Retry the selected failed documents")
+    def retry_failed(self, request, queryset):
+        failed = list(queryset.filter(status=Document.Status.FAILED))
+        for document in failed:
+            document_reindex(document=document)
+        skipped = queryset.count() - len(failed)
+        self.message_user(request, f"{len(failed)} failed document(s) queued again"
+                          + (f"; {skipped} not failed, left alone" if skipped else ""), messages.SUCCESS)
+
+    @admin.action(description="Reindex the selected documents (re-parse, re-chunk, re-embed)")
     def reindex(self, request, queryset):
         for document in queryset:
             document_reindex(document=document)
         self.message_user(request, f"{queryset.count()} document(s) queued for reindexing", messages.SUCCESS)
 
+    @admin.action(description="Delete the selected documents and their chunks", permissions=["delete"])
+    def delete_with_chunks(self, request, queryset):
+        count = 0
+        for document in queryset:
+            document_delete(document=document)
+            count += 1
+        self.message_user(request, f"{count} document(s) deleted", messages.SUCCESS)
+
+    def delete_model(self, request, obj):
+        document_delete(document=obj)
+
 
 @admin.register(Chunk)
 class ChunkAdmin(admin.ModelAdmin):
-    list_display = ["id", "document", "ordinal", "token_count"]
-    search_fields = ["text"]
+    list_display = ["id", "document", "collection", "ordinal", "token_count", "short_text"]
+    list_select_related = ["document", "collection"]
+    search_fields = ["text", "document__title"]
+    list_filter = [("collection", admin.RelatedOnlyFieldListFilter)]
+    show_full_result_count = False  # no COUNT(*) over every chunk on each page
     exclude = ["embedding"]
     readonly_fields = ["document", "collection", "ordinal", "text", "token_count", "metadata", "document_metadata"]
+
+    @admin.display(description="text")
+    def short_text(self, obj: Chunk) -> str:
+        return obj.text[:100]
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # chunks follow their document: delete or reindex that

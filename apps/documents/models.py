@@ -27,6 +27,37 @@ class Collection(models.Model):
         return self.name
 
 
+class CollectionShare(models.Model):
+    """Access to a collection for a user or a group (exactly one of them): ``read`` lets
+    them search, query and list it; ``write`` also upload, update, reindex and delete its
+    documents. Only the owner renames or deletes the collection and changes its shares."""
+
+    class Access(models.TextChoices):
+        READ = "read"
+        WRITE = "write"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="shares")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    access = models.CharField(max_length=5, choices=Access.choices, default=Access.READ)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True) | models.Q(user__isnull=True, group__isnull=False),
+                name="share_user_xor_group",
+            ),
+            models.UniqueConstraint(fields=["collection", "user"], name="share_collection_user_unique"),
+            models.UniqueConstraint(fields=["collection", "group"], name="share_collection_group_unique"),
+        ]
+        indexes = [models.Index(fields=["user", "collection"]), models.Index(fields=["group", "collection"])]
+
+    def __str__(self) -> str:
+        return f"{self.collection} → {self.user or self.group} ({self.access})"
+
+
 class Document(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"

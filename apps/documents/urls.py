@@ -1,7 +1,13 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .api.views import CollectionDocumentsApi, CollectionViewSet, DocumentViewSet
+from .api.views import (
+    CollectionDocumentsApi,
+    CollectionShareDetailApi,
+    CollectionSharesApi,
+    CollectionViewSet,
+    DocumentViewSet,
+)
 
 router = SimpleRouter()
 router.register("collections", CollectionViewSet, basename="collection")
@@ -9,5 +15,8 @@ router.register("documents", DocumentViewSet, basename="document")
 
 urlpatterns = [
     path("collections/<int:collection_id>/documents/", CollectionDocumentsApi.as_view(), name="collection-documents"),
+    path("collections/<int:collection_id>/shares/", CollectionSharesApi.as_view(), name="collection-shares"),
+    path("collections/<int:collection_id>/shares/<int:share_id>/", CollectionShareDetailApi.as_view(),
+         name="collection-share-detail"),
     *router.urls,
 ]

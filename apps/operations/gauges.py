@@ -1,8 +1,10 @@
 """Scrape-time gauges of the present state (see metrics.py): queue depths, live workers,
-replica lag. Each reads what the health report reads, so /metrics and /health agree."""
+replica lag, and the embedding cache's running totals. Each reads what the health report
+(or the cache's own counters) reads, so /metrics and /health agree."""
 from django.conf import settings
 
 from ragproject.dbrouters import replica_states
+from apps.documents.services.embedding import embedding_cache_stats
 from workers.queues import Queue
 
 from .metrics import gauge_source
@@ -59,3 +61,19 @@ def _breaker_state():
     if settings.SLUICE_GENERATION_BACKEND != "extractive":
         backend = settings.SLUICE_GENERATION_BACKEND
         yield {"backend": backend}, STATES.index(breaker_state(backend))
+
+
+@gauge_source("sluice_embedding_cache_lookups", "Embedding cache lookups (Redis, keyed by model and text hash)",
+              labels=["result"], kind="counter")
+def _embedding_cache_lookups():
+    stats = embedding_cache_stats()
+    yield {"result": "hit"}, stats["hits"]
+    yield {"result": "miss"}, stats["misses"]
+
+
+@gauge_source("sluice_embedding_cache_hit_ratio", "Embedding cache hits / lookups since the cache's counters began")
+def _embedding_cache_hit_ratio():
+    stats = embedding_cache_stats()
+    total = stats["hits"] + stats["misses"]
+    if total:
+        yield {}, stats["hits"] / total

@@ -51,6 +51,7 @@ class GaugeSource:
     help: str
     labels: tuple[str, ...]
     read: Callable[[], Iterable[tuple[dict, float]]]
+    kind: str = "gauge"  # or "counter": a running total kept elsewhere, read at scrape time
 
 
 _metrics: dict[str, Metric] = {}
@@ -67,11 +68,12 @@ def histogram(name: str, help: str, labels: Iterable[str] = (), buckets: Iterabl
     return _declare(Metric(name=name, kind="histogram", help=help, labels=tuple(labels), buckets=tuple(buckets)))
 
 
-def gauge_source(name: str, help: str, labels: Iterable[str] = ()):
-    """Decorate a function returning ``[(labels_dict, value), ...]``, called at each scrape."""
+def gauge_source(name: str, help: str, labels: Iterable[str] = (), kind: str = "gauge"):
+    """Decorate a function returning ``[(labels_dict, value), ...]``, called at each scrape
+    (``kind="counter"`` for a running total some other code keeps, e.g. cache hits)."""
 
     def register(read: Callable[[], Iterable[tuple[dict, float]]]):
-        _gauges[name] = GaugeSource(name=name, help=help, labels=tuple(labels), read=read)
+        _gauges[name] = GaugeSource(name=name, help=help, labels=tuple(labels), read=read, kind=kind)
         return read
 
     return register
@@ -109,19 +111,41 @@ def metric_inc(metric: Metric, amount: float = 1.0, **labels) -> None:
         logger.debug("metric %s not recorded: %s", metric.name, exc)
 
 
-def metric_observe(metric: Metric, value: float, **labels) -> None:
-    """Record one observation of ``value`` (seconds, usually) in ``metric`` (a histogram)."""
+def _observe_commands(pipe, metric: Metric, value: float, labels: dict) -> None:
     field = _label_key(metric, labels)
     key = f"{KEY_PREFIX}:h:{metric.name}"
+    _publish(pipe, metric)
+    for bound in metric.buckets:
+        if value <= bound:
+            pipe.hincrby(key, f"{field}|{bound}", 1)
+    pipe.hincrbyfloat(key, f"{field}|sum", value)
+    pipe.hincrby(key, f"{field}|count", 1)
+
+
+def metric_observe(metric: Metric, value: float, **labels) -> None:
+    """Record one observation of ``value`` (seconds, usually) in ``metric`` (a histogram)."""
+    metrics_observe([(metric, value, labels)])
+
+
+def metrics_observe(observations: Iterable[tuple[Metric, float, dict]]) -> None:
+    """Record several ``(histogram, value, labels)`` observations in one Redis round trip."""
     try:
         pipe = state_redis().pipeline(transaction=False)
-        _publish(pipe, metric)
-        for bound in metric.buckets:
-            if value <= bound:
-                pipe.hincrby(key, f"{field}|{bound}", 1)
-        pipe.hincrbyfloat(key, f"{field}|sum", value)
-        pipe.hincrby(key, f"{field}|count", 1)
+        for metric, value, labels in observations:
+            _observe_commands(pipe, metric, value, labels)
         pipe.execute()
+    except Exception as exc:
+        logger.debug("metrics not recorded: %s", exc)
+
+
+async def metric_observe_async(metric: Metric, value: float, **labels) -> None:
+    """``metric_observe`` for the event loop (the async web views' middleware path)."""
+    from workers.state import async_redis
+
+    try:
+        pipe = async_redis(settings.SLUICE_STATE_REDIS_URL).pipeline(transaction=False)
+        _observe_commands(pipe, metric, value, labels)
+        await pipe.execute()
     except Exception as exc:
         logger.debug("metric %s not recorded: %s", metric.name, exc)
 
@@ -176,7 +200,8 @@ class _RedisCollector:
                     family.add_metric(json.loads(field), buckets, data.get(f"{field}|sum", 0.0))
             yield family
         for source in sorted(_gauges.values(), key=lambda g: g.name):
-            family = GaugeMetricFamily(source.name, source.help, labels=source.labels)
+            family_class = CounterMetricFamily if source.kind == "counter" else GaugeMetricFamily
+            family = family_class(source.name, source.help, labels=source.labels)
             try:
                 for labels, value in source.read():
                     family.add_metric([str(labels[name]) for name in source.labels], float(value))

@@ -9,7 +9,7 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "apps.operations.admin_config.SluiceAdminConfig",  # django.contrib.admin with the queue page
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -17,13 +17,17 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served locally
     "apps.operations",
+    "apps.accounts",
     "apps.documents",
     "apps.retrieval",
     "apps.generation",
 ]
 
 MIDDLEWARE = [
+    "apps.operations.middleware.RequestMetricsMiddleware",  # outermost: times everything below
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -73,6 +77,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# HTTP basic auth with a user's password: handy on the local stacks; in production, API
+# keys (ragproject/settings/production.py turns it off unless asked).
+SLUICE_API_BASIC_AUTH = env.bool("SLUICE_API_BASIC_AUTH", default=True)
+
 # https://www.django-rest-framework.org/api-guide/settings/
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -80,16 +88,54 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    # API keys and per-collection sharing come with the access-control work; until then
-    # session (admin) and HTTP basic auth over the user table, never anonymous.
+    # API keys (docs/access.md), the admin's session, and HTTP basic auth where
+    # SLUICE_API_BASIC_AUTH allows it; never anonymous.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        *(["rest_framework.authentication.BasicAuthentication"] if SLUICE_API_BASIC_AUTH else []),
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Per-key rates on the shared Redis cache (apps/accounts/throttling.py); 429 + Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.accounts.throttling.KeyRateThrottle",
+        "apps.accounts.throttling.AnonThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "api": env.str("SLUICE_THROTTLE_RATE_API", default="1200/min"),
+        "query": env.str("SLUICE_THROTTLE_RATE_QUERY", default="300/min"),
+        "anon": env.str("SLUICE_THROTTLE_RATE_ANON", default="300/min"),
+    },
+    # How many reverse proxies' X-Forwarded-For entries to trust when identifying a client
+    # (0: use the peer address, never a header a client can forge).
+    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.operations.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI 3 at /api/v1/schema/, Swagger UI at /api/v1/docs/, Redoc at /api/v1/redoc/
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Sluice API",
+    "DESCRIPTION": "Retrieval-augmented generation over your document collections. Authenticate with "
+                   "`Authorization: Api-Key <key>` (or `Bearer <key>`). Errors: `{\"error\": {\"code\", \"message\", \"fields\"?}}`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "DocumentStatusEnum": "apps.documents.models.Document.Status",
+        "HealthStatusEnum": ["ok", "unavailable"],
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.operations.api.schema.document_errors",
+    ],
 }
 
 # Prometheus /metrics (apps/operations/metrics.py): a bearer token the scraper must send;

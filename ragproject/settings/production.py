@@ -22,5 +22,20 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+# Makes the site eligible for browsers' HSTS preload lists (it does not submit it).
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+# Origins the admin's forms may be posted from when the public URL differs from the Host
+# the proxy passes on, e.g. https://sluice.example.com
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# API clients use API keys; HTTP basic auth with passwords only when asked for.
+SLUICE_API_BASIC_AUTH = env.bool("SLUICE_API_BASIC_AUTH", default=False)
+if not SLUICE_API_BASIC_AUTH:
+    REST_FRAMEWORK = {
+        **REST_FRAMEWORK,  # noqa: F405
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            c for c in REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] if not c.endswith(".BasicAuthentication")  # noqa: F405
+        ],
+    }

@@ -32,6 +32,14 @@ SLUICE_INGEST_MAX_ATTEMPTS = env.int("SLUICE_INGEST_MAX_ATTEMPTS", default=3)
 # Upload limits: bytes per file / per JSON text, files per request, PDF pages, text size.
 SLUICE_UPLOAD_MAX_BYTES = env.int("SLUICE_UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
 SLUICE_UPLOAD_MAX_FILES = env.int("SLUICE_UPLOAD_MAX_FILES", default=50)
+# Whole-request caps, enforced before the body is read (apps/operations/api/bodylimit.py):
+# a multipart upload, and any other (JSON) body, which Django reads into memory.
+SLUICE_UPLOAD_MAX_REQUEST_BYTES = env.int(
+    "SLUICE_UPLOAD_MAX_REQUEST_BYTES",
+    default=min(SLUICE_UPLOAD_MAX_BYTES * SLUICE_UPLOAD_MAX_FILES, 256 * 1024 * 1024) + 64 * 1024,
+)
+# One document of SLUICE_UPLOAD_MAX_BYTES fits even if JSON escaping doubles it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SLUICE_JSON_MAX_BYTES", default=2 * SLUICE_UPLOAD_MAX_BYTES + 1024 * 1024)
 SLUICE_PDF_MAX_PAGES = env.int("SLUICE_PDF_MAX_PAGES", default=2000)
 SLUICE_TEXT_MAX_CHARS = env.int("SLUICE_TEXT_MAX_CHARS", default=5_000_000)
 

@@ -24,6 +24,10 @@ SLUICE_FLOWER_PORT = env.int("SLUICE_FLOWER_PORT", default=5555)
 # SLUICE_DATA_DIR/credentials.json (mode 0600), printed at start-up.
 FLOWER_USER = env.str("FLOWER_USER", default="admin")
 FLOWER_PASSWORD = env.str("FLOWER_PASSWORD", default="")
+# Where operators find Flower (the admin links to it); behind a proxy, its public URL.
+SLUICE_FLOWER_URL = env.str("SLUICE_FLOWER_URL", default=f"http://{SLUICE_HOST}:{SLUICE_FLOWER_PORT}/")
+# The admin's queue page flags unacknowledged work taken longer ago than this (seconds).
+SLUICE_ADMIN_STUCK_AFTER = env.float("SLUICE_ADMIN_STUCK_AFTER", default=300.0)
 # The Django admin superuser the dev stack creates on first start (same rule for the password).
 SLUICE_ADMIN_USER = env.str("SLUICE_ADMIN_USER", default="admin")
 SLUICE_ADMIN_PASSWORD = env.str("SLUICE_ADMIN_PASSWORD", default="")

@@ -27,6 +27,10 @@ for _name, _value in {
     "SLUICE_TEXT_MAX_CHARS": "1000000",
     # Overload policy edits (tests change it at runtime, as operators do) apply quickly.
     "SLUICE_OVERLOAD_POLICY_TTL": "0.2",
+    # Throttling is tested with per-key rates; the suite's own load tests must not hit it.
+    "SLUICE_THROTTLE_RATE_API": "1000000/min",
+    "SLUICE_THROTTLE_RATE_QUERY": "1000000/min",
+    "SLUICE_THROTTLE_RATE_ANON": "1000000/min",
 }.items():
     os.environ.setdefault(_name, _value)
 

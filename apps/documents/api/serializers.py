@@ -3,30 +3,60 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
-from ..models import Collection, Document
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from ..models import Collection, CollectionShare, Document
 from .exceptions import PayloadTooLarge
 
 
 class CollectionSerializer(serializers.ModelSerializer):
     name = serializers.CharField(max_length=200, trim_whitespace=True)
     document_count = serializers.IntegerField(read_only=True, required=False)
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    access = serializers.SerializerMethodField(help_text="the caller's access: owner, write or read")
 
     class Meta:
         model = Collection
         fields = [
-            "id", "name", "description", "embedding_model", "embedding_dim", "content_version",
+            "id", "name", "description", "owner", "access", "embedding_model", "embedding_dim", "content_version",
             "document_count", "created_at", "updated_at",
         ]
         read_only_fields = ["embedding_model", "embedding_dim", "content_version", "created_at", "updated_at"]
 
+    def get_access(self, obj: Collection) -> str:
+        # Annotated by collections_with_access; a collection just created is the caller's own.
+        return getattr(obj, "access", None) or "owner"
+
     def validate_name(self, value: str) -> str:
-        owner = self.context["request"].user
+        owner = self.instance.owner if self.instance is not None else self.context["request"].user
         clash = Collection.objects.filter(owner=owner, name=value)
         if self.instance is not None:
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():
             raise serializers.ValidationError(f"you already have a collection named {value!r}")
         return value
+
+
+class CollectionShareSerializer(serializers.ModelSerializer):
+    """A share: give ``user`` (a username) or ``group`` (a group name), and ``access``."""
+
+    user = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all(),
+                                        required=False, allow_null=True)
+    group = serializers.SlugRelatedField(slug_field="name", queryset=Group.objects.all(), required=False, allow_null=True)
+
+    class Meta:
+        model = CollectionShare
+        fields = ["id", "user", "group", "access", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate(self, attrs):
+        if bool(attrs.get("user")) == bool(attrs.get("group")):
+            raise serializers.ValidationError({"user": ["give either `user` (a username) or `group` (a group name)"]})
+        collection = self.context["collection"]
+        if attrs.get("user") is not None and attrs["user"].pk == collection.owner_id:
+            raise serializers.ValidationError({"user": ["that user owns the collection already"]})
+        return attrs
 
 
 class DocumentSerializer(serializers.ModelSerializer):

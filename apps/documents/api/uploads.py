@@ -17,8 +17,9 @@ from .serializers import DocumentTextSerializer
 
 
 def request_size_check(request) -> None:
-    """Refuse oversize bodies from Content-Length, before reading them."""
-    limit = settings.SLUICE_UPLOAD_MAX_BYTES * settings.SLUICE_UPLOAD_MAX_FILES
+    """Refuse oversize bodies from Content-Length, before reading them. (Under ASGI the
+    body limit middleware has refused them already; this covers other servers.)"""
+    limit = settings.SLUICE_UPLOAD_MAX_REQUEST_BYTES
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -26,7 +27,7 @@ def request_size_check(request) -> None:
     if length > limit:
         raise PayloadTooLarge(
             f"the request body is {length} bytes; at most {limit} are accepted "
-            "(SLUICE_UPLOAD_MAX_BYTES x SLUICE_UPLOAD_MAX_FILES). Upload fewer or smaller files per request."
+            "(SLUICE_UPLOAD_MAX_REQUEST_BYTES). Upload fewer or smaller files per request."
         )
 
 

@@ -24,6 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ragproject.dbrouters import write_mark
+from apps.operations.metrics import counter, metric_inc
 
 from ..models import Chunk, Collection, Document, DocumentContent
 from .chunking import text_chunk
@@ -31,6 +32,9 @@ from .embedding import DIM, embedder, texts_embed
 from .parsing import ParseError, UnsupportedFormat, document_parse, format_content_type
 
 logger = logging.getLogger(__name__)
+
+# Embedding throughput: rate(sluice_chunks_embedded_total[1m]) is chunks per second.
+CHUNKS_EMBEDDED = counter("sluice_chunks_embedded", "Chunks embedded by ingestion steps")
 
 CHUNK_WRITE_BATCH = 500
 
@@ -249,6 +253,8 @@ def document_ingest_step(*, document_id: int, version: int) -> str:
             chunks_embedded=done + len(batch), attempts=0, status=Document.Status.EMBEDDING,
             updated_at=timezone.now(),
         )
+        if advanced:
+            metric_inc(CHUNKS_EMBEDDED, len(batch))
         return Step.CONTINUE if advanced else Step.SKIPPED
     return _store(document, plan)
 

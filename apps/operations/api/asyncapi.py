@@ -1,6 +1,6 @@
 """Helpers for async Django views that speak the same API as the DRF views: DRF
 authentication and parsing (run in a worker thread, briefly), and the JSON error shape."""
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -10,7 +10,12 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
+from apps.accounts.throttling import QueryRateThrottle
+
 from .errors import error_body, exception_handler
+
+# Extra throttles an async view can ask for by scope name.
+SCOPED_THROTTLES = {"query": QueryRateThrottle}
 
 
 def error_response(status: int, *, code: str, message: str, headers: dict | None = None, **extra) -> JsonResponse:
@@ -28,11 +33,20 @@ def _drf_request(request) -> Request:
     )
 
 
-def _prepare(request, handler: Callable[[Request], Any]):
+def _throttle_check(drf_request: Request, throttles: Sequence[type]) -> None:
+    """As APIView.check_throttles: every throttle counts the request; 429 with the longest wait."""
+    waits = [throttle.wait() for throttle in (cls() for cls in throttles)
+             if not throttle.allow_request(drf_request, None)]
+    if waits:
+        raise exceptions.Throttled(wait=max((w for w in waits if w is not None), default=None))
+
+
+def _prepare(request, handler: Callable[[Request], Any], throttles: Sequence[type]):
     drf_request = _drf_request(request)
     try:
         if not drf_request.user or not drf_request.user.is_authenticated:
             raise exceptions.NotAuthenticated()
+        _throttle_check(drf_request, throttles)
         return handler(drf_request)
     except Exception as exc:  # rendered exactly as the DRF views render it
         response = exception_handler(exc, {"view": None, "request": drf_request})
@@ -40,9 +54,24 @@ def _prepare(request, handler: Callable[[Request], Any]):
         return JsonResponse(response.data, status=response.status_code, headers=headers)
 
 
-async def prepare(request, handler: Callable[[Request], Any], *, method: str = "POST"):
-    """Authenticate, parse and run ``handler(drf_request)`` in a thread; API errors come
+async def prepare(request, handler: Callable[[Request], Any], *, method: str = "POST",
+                  throttle_scopes: Sequence[str] = ()):
+    """Authenticate, throttle (the DRF views' throttles plus those of ``throttle_scopes``,
+    e.g. ``query``), parse and run ``handler(drf_request)`` in a thread; API errors come
     back as a JsonResponse, anything else is ``handler``'s return value."""
     if request.method != method:
         return error_response(405, code="method_not_allowed", message=f"Method {request.method} not allowed; use {method}.")
-    return await sync_to_async(_prepare, thread_sensitive=False)(request, handler)
+    throttles = [*api_settings.DEFAULT_THROTTLE_CLASSES, *(SCOPED_THROTTLES[scope] for scope in throttle_scopes)]
+    return await sync_to_async(_prepare, thread_sensitive=False)(request, handler, throttles)
+
+
+def documented_by(schema_view: type):
+    """Document an async function view in the OpenAPI schema as ``schema_view`` (an APIView
+    whose methods carry ``extend_schema``); drf-spectacular finds views by their ``cls``."""
+
+    def attach(view):
+        view.cls = schema_view
+        view.initkwargs = {}
+        return view
+
+    return attach

@@ -57,3 +57,25 @@ def exception_handler(exc, context):
             code=code, message=_message_from(getattr(exc, "detail", str(exc))), **getattr(exc, "error_extra", {})
         )
     return response
+
+
+def not_found(request, exception=None):
+    """``handler404``: API paths answer in the API's JSON error shape, others as Django does."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(code="not_found", message=(
+            f"no API endpoint at {request.path}; the endpoints are listed at /api/v1/docs/")), status=404)
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    """``handler500``: API paths answer in the API's JSON error shape."""
+    from django.http import JsonResponse
+    from django.views.defaults import server_error as django_server_error
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(code="internal_error", message="An unexpected error occurred; it was logged."),
+                            status=500)
+    return django_server_error(request)

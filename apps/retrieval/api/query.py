@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from apps.documents.selectors import collections_for
 from apps.generation.services.answering import generation_configured
 from apps.generation.services.delivery import SERVED, cached_body, stream_key
-from apps.operations.api.asyncapi import error_response, prepare
+from apps.operations.api.asyncapi import documented_by, error_response, prepare
 from apps.operations.api.overload import overloaded_response, priority_class_for
 from apps.operations.metrics import metric_inc
 from apps.operations.overload.admission import (
@@ -36,6 +36,7 @@ from workers.state import async_redis
 from ..caches import CacheScope, exact_get, params_digest, stale_get
 from ..models import QueryLog
 from ..services import query_enqueue, query_log_finish, query_log_start, query_plan
+from .schemas import QueryApiSchema, TaskApiSchema
 from .serializers import QueryRequestSerializer
 from .timing import elapsed_ms, timings_complete
 
@@ -141,10 +142,11 @@ async def _chain_failure(task_ids: list[str]) -> dict | None:
     return None
 
 
+@documented_by(QueryApiSchema)
 @csrf_exempt  # as DRF's views: session-authenticated requests are CSRF-checked by DRF itself
 async def query_api(request):
     started = time.perf_counter()
-    prepared = await prepare(request, _query_start)
+    prepared = await prepare(request, _query_start, throttle_scopes=("query",))
     if isinstance(prepared, JsonResponse):
         return prepared
     if "rejected" in prepared:
@@ -264,9 +266,12 @@ async def _relay(prepared: dict, started: float):
 
 
 def _task_lookup(request, task_id: str) -> QueryLog:
-    return get_object_or_404(QueryLog.objects.filter(user=request.user), task_id=task_id)
+    # The asker only, and only while they can still read the collection (access control).
+    logs = QueryLog.objects.filter(user=request.user, collection__in=collections_for(user=request.user))
+    return get_object_or_404(logs, task_id=task_id)
 
 
+@documented_by(TaskApiSchema)
 async def task_api(request, task_id: str):
     """``GET /api/v1/tasks/{id}/``: the state of an async query, and its answer when done."""
     log = await prepare(request, lambda drf_request: _task_lookup(drf_request, task_id), method="GET")

@@ -9,12 +9,13 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.documents.selectors import collections_for
-from apps.operations.api.asyncapi import error_response, prepare
+from apps.operations.api.asyncapi import documented_by, error_response, prepare
 from apps.operations.api.overload import overloaded_response, priority_class_for
 from apps.operations.overload.admission import CLASS_PRIORITY, admission_policy, admission_record
 from workers.results import ResultTimeout, result_wait
 
 from ..tasks import search_enqueue
+from .schemas import SearchApiSchema
 from .serializers import SearchRequestSerializer
 from .timing import elapsed_ms, timings_complete
 
@@ -41,10 +42,11 @@ def _search_start(request) -> dict:
             "priority_class": priority_class, **data}
 
 
+@documented_by(SearchApiSchema)
 @csrf_exempt  # as DRF's views: session-authenticated requests are CSRF-checked by DRF itself
 async def search_api(request):
     started = time.perf_counter()
-    prepared = await prepare(request, _search_start)
+    prepared = await prepare(request, _search_start, throttle_scopes=("query",))
     if isinstance(prepared, JsonResponse):
         return prepared
     if "rejected" in prepared:

@@ -1,0 +1,62 @@
+"""The admin site: Django's, plus the queue page (``/admin/queues/``): depth and oldest
+message per queue and priority, live workers, unacknowledged (running or stuck) work,
+purge and requeue with a confirmation step, and a link to Flower. Staff only."""
+from django.conf import settings
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from .queues import queue_list_keys, queue_list_purge, queues_state, unacked_requeue, unacked_stale
+
+
+class SluiceAdminSite(admin.AdminSite):
+    site_header = "Sluice administration"
+    site_title = "Sluice admin"
+    index_template = "admin/sluice/index.html"
+
+    def get_urls(self):
+        return [
+            path("queues/", self.admin_view(self.queues_view), name="queues"),
+            path("queues/purge/", self.admin_view(self.queue_purge_view), name="queues-purge"),
+            path("queues/requeue/", self.admin_view(self.unacked_requeue_view), name="queues-requeue"),
+            *super().get_urls(),
+        ]
+
+    def each_context(self, request):
+        return {**super().each_context(request), "flower_url": settings.SLUICE_FLOWER_URL}
+
+    def queues_view(self, request):
+        context = {**self.each_context(request), "title": "Queues", "queues": queues_state(),
+                   "stuck_after_s": int(settings.SLUICE_ADMIN_STUCK_AFTER)}
+        return TemplateResponse(request, "admin/sluice/queues.html", context)
+
+    def queue_purge_view(self, request):
+        key = request.POST.get("key") or request.GET.get("key", "")
+        if key not in queue_list_keys():
+            messages.error(request, f"{key!r} is not a queue list")
+            return HttpResponseRedirect(reverse("admin:queues"))
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            removed = queue_list_purge(key=key, actor=f"admin user {request.user.username}")
+            messages.success(request, f"purged {removed} waiting message(s) from {key}")
+            return HttpResponseRedirect(reverse("admin:queues"))
+        depth = next((lst.depth for q in queues_state() for lst in q.lists if lst.key == key), 0)
+        context = {**self.each_context(request), "title": f"Purge {key}?", "key": key, "depth": depth}
+        return TemplateResponse(request, "admin/sluice/queue_purge.html", context)
+
+    def unacked_requeue_view(self, request):
+        raw = request.POST.get("older_than_s") or request.GET.get("older_than_s") or settings.SLUICE_ADMIN_STUCK_AFTER
+        try:
+            older_than_s = float(raw)
+            if older_than_s < 0:
+                raise ValueError
+        except ValueError:
+            messages.error(request, f"older_than_s must be a number of seconds, not {raw!r}")
+            return HttpResponseRedirect(reverse("admin:queues"))
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            count = unacked_requeue(older_than_s=older_than_s, actor=f"admin user {request.user.username}")
+            messages.success(request, f"requeued {count} unacknowledged message(s) older than {older_than_s:.0f}s")
+            return HttpResponseRedirect(reverse("admin:queues"))
+        context = {**self.each_context(request), "title": "Requeue stuck work?", "older_than_s": older_than_s,
+                   "stale": unacked_stale(older_than_s=older_than_s)}
+        return TemplateResponse(request, "admin/sluice/queue_requeue.html", context)
