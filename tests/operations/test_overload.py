@@ -286,3 +286,20 @@ def test_policy_edited_in_the_admin_applies_without_restart(client, collection, 
     assert saved.status_code == 302, saved.context["adminform"].form.errors
     time.sleep(settings.SLUICE_OVERLOAD_POLICY_TTL * 2)
     assert _ask(client, collection, question).json()["served_by"] != "exact_cache"
+
+
+def test_an_api_keys_priority_class_is_the_requests_class(key_client, docs, collection, client):
+    batch_client, batch_user, _ = key_client(priority="batch")
+    shared = client.post(f"/collections/{collection['id']}/shares/",
+                         json={"user": batch_user.username, "access": "read"})
+    assert shared.status_code == 201, shared.text
+    body = batch_client.post("/query/", json={"collection": collection["id"], "query": "What is bread?"})
+    assert body.status_code == 200 and body.json()["priority"] == "batch"
+    assert QueryLog.objects.get(pk=body.json()["query_id"]).priority == "batch"
+    raised = batch_client.post("/query/", json={"collection": collection["id"], "query": "What is bread?",
+                                                "priority": "interactive"})
+    assert raised.status_code == 400 and "'batch'" in raised.json()["error"]["message"]
+    critical_client, critical_user, _ = key_client(priority="critical")
+    client.post(f"/collections/{collection['id']}/shares/", json={"user": critical_user.username, "access": "read"})
+    search = critical_client.post("/search/", json={"collection": collection["id"], "query": "lava"})
+    assert search.status_code == 200 and search.json()["priority"] == "critical"
