@@ -27,7 +27,10 @@ class SluiceAdminSite(admin.AdminSite):
         return {**super().each_context(request), "flower_url": settings.SLUICE_FLOWER_URL}
 
     def queues_view(self, request):
+        from .overload.admission import overload_overview
+
         context = {**self.each_context(request), "title": "Queues", "queues": queues_state(),
+                   "overload": overload_overview(),
                    "stuck_after_s": int(settings.SLUICE_ADMIN_STUCK_AFTER)}
         return TemplateResponse(request, "admin/sluice/queues.html", context)
 

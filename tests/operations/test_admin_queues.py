@@ -34,6 +34,9 @@ def test_queue_page_shows_waiting_work_and_purge_removes_it(stack, admin, live_d
     for queue in Queue:
         assert f'id="queue-{queue.value}"' in page.text
     assert 'id="flower-link"' in page.text
+    overload = re.search(r'<div class="module" id="overload">(.*?)</div>', page.text, re.S).group(1)
+    assert "shedding ON" in overload and "/admin/operations/overloadpolicy/" in overload
+    assert all(f"<td>{name}</td>" in overload for name in ("critical", "interactive", "batch"))
 
     stack.workers[Queue.GENERATE].stop()  # nothing consumes `generate` meanwhile
     try:

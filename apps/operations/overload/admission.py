@@ -212,3 +212,24 @@ def deadline_resolve(*, priority_class: str, response_mode: str, requested_ms: i
     else:
         limit = min(overload_policy().deadline(priority_class), settings.SLUICE_QUERY_TIMEOUT)
     return min(limit, requested_ms / 1000) if requested_ms else limit
+
+
+def overload_overview() -> dict:
+    """What admission control sees now, for the admin's queue page: the policy switch, the
+    breaker, and the wait a new request of each class would be estimated at per stage."""
+    from django.conf import settings
+
+    policy = overload_policy()
+    backend = settings.SLUICE_GENERATION_BACKEND
+    loads = queue_loads([q.value for q in Queue if q is not Queue.EMBED])
+    slots = slots_limit(backend)
+    rows = []
+    for priority_class in PRIORITY_CLASSES:
+        retrieve = wait_estimate(loads[Queue.RETRIEVE.value], priority=int(CLASS_PRIORITY[priority_class]))
+        generate = generation_wait(loads, priority_class=priority_class, slots=slots)
+        rows.append({"priority_class": priority_class, "max_wait": policy.max_wait(priority_class),
+                     "retrieve": _rounded(retrieve), "generate": _rounded(generate),
+                     "generate_queue": generate_queue(priority_class).value})
+    return {"shedding_enabled": policy.shedding_enabled, "backend": backend,
+            "breaker": breaker_state(backend) if backend != "extractive" else "n/a (extractive answers)",
+            "slots": slots, "classes": rows}
