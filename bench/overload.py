@@ -18,8 +18,8 @@ Every request is sync with its class's deadline; the client gives up 5 s after i
 
 Per mode, level and class it prints: offered and achieved rates, goodput (HTTP 200 within
 the deadline per second; "full" counts only non-degraded answers), p50/p99 latency of the
-admitted requests (200s), shed rate (503 + Retry-After), client timeouts, 5xx and other
-errors, and the served_by mix. Goals at 4x (docs/overload.md): interactive goodput >= 0.9x
+admitted requests (200s), shed rate (503 + Retry-After), 504s (the server gave up at the
+deadline), client timeouts, other 5xx, and the served_by mix. Goals at 4x (docs/overload.md): interactive goodput >= 0.9x
 capacity, admitted interactive p99 <= 2x its unloaded p99 (measured at 0.5x), zero 5xx,
 zero client timeouts. ``--plot`` writes goodput and p99 against offered load as a PNG.
 """
@@ -161,7 +161,8 @@ def _summarise(outcomes: list[Outcome], seconds: float) -> dict:
             "p99_generated_s": _pct([o.latency for o in ok if o.served_by == "generation"], 99),
             "shed_rate": sum(1 for o in mine if o.status in (503, 429)) / max(1, len(mine)),
             "timeouts": sum(1 for o in mine if o.status is None),
-            "errors_5xx": sum(1 for o in mine if o.status is not None and o.status >= 500 and o.status != 503),
+            "deadline_504": sum(1 for o in mine if o.status == 504),
+            "errors_5xx": sum(1 for o in mine if o.status is not None and o.status >= 500 and o.status not in (503, 504)),
             "other_errors": sum(1 for o in mine if o.status is not None and o.status not in (200, 503, 429)
                                 and o.status < 500),
             "served_by": dict(served),
@@ -189,6 +190,9 @@ def main() -> int:
     parser.add_argument("--tokens-per-second", type=float, default=20)
     parser.add_argument("--answer-tokens", type=int, default=20)
     parser.add_argument("--max-wait-interactive", type=float, default=1.0)
+    parser.add_argument("--max-wait-batch", type=float, default=4.0)
+    parser.add_argument("--batch-share", type=float, default=0.25,
+                        help="share of the generation slots batch answers may hold")
     parser.add_argument("--plot", default="")
     parser.add_argument("--json", default="")
     parser.add_argument("--keep", action="store_true")
@@ -214,7 +218,8 @@ def main() -> int:
             base, cookies, headers = str(api.base_url), dict(api.cookies), {"X-CSRFToken": api.headers["X-CSRFToken"]}
             # Capacity: generation only (no caches), nothing shed.
             policy = overload_policy_update(shedding_enabled=False, max_wait_interactive=args.max_wait_interactive,
-                                            max_wait_batch=args.max_wait_interactive / 2,
+                                            max_wait_batch=args.max_wait_batch,
+                                            batch_generation_share=args.batch_share,
                                             exact_cache_enabled=False, semantic_cache_enabled=False)
             deadlines = {c: policy.deadline(c) for c in CLASSES}
             time.sleep(3)
@@ -259,7 +264,7 @@ def _report(results: dict, levels: list[float]) -> None:
     capacity = results["capacity_rps"]
     print(f"\ncapacity (1x) = {capacity:.2f} answers/s; goodput as a multiple of capacity")
     header = (f"{'shed':<5}{'load':>5} {'class':<12}{'offered/s':>10}{'goodput/s':>10}{'xcap':>6}{'full/s':>8}"
-              f"{'p50 s':>8}{'p99 s':>8}{'p99gen':>8}{'shed%':>7}{'t/o':>5}{'5xx':>5}  served_by")
+              f"{'p50 s':>8}{'p99 s':>8}{'p99gen':>8}{'shed%':>7}{'504':>5}{'t/o':>5}{'5xx':>5}  served_by")
     print(header)
     for mode in ("on", "off"):
         for level in levels:
@@ -268,13 +273,13 @@ def _report(results: dict, levels: list[float]) -> None:
                 print(f"{mode:<5}{level:>5} {priority:<12}{row['offered_rps']:>10.2f}{row['goodput_rps']:>10.2f}"
                       f"{row['goodput_rps'] / capacity:>6.2f}{row['full_goodput_rps']:>8.2f}{row['p50_s']:>8.2f}"
                       f"{row['p99_s']:>8.2f}{row['p99_generated_s']:>8.2f}{row['shed_rate'] * 100:>7.1f}"
-                      f"{row['timeouts']:>5}{row['errors_5xx']:>5}  {mix}")
+                      f"{row['deadline_504']:>5}{row['timeouts']:>5}{row['errors_5xx']:>5}  {mix}")
     unloaded = results["runs"][f"on:{levels[0]}"]["interactive"]["p99_s"]
     top = results["runs"][f"on:{levels[-1]}"]["interactive"]
     print(f"\ngoals at {levels[-1]}x with shedding ON: interactive goodput {top['goodput_rps'] / capacity:.2f}x capacity "
           f"(goal >= 0.9); admitted interactive p99 {top['p99_s']:.2f}s = {top['p99_s'] / unloaded:.2f}x its p99 at "
-          f"{levels[0]}x ({unloaded:.2f}s; goal <= 2); 5xx "
-          f"{sum(r['errors_5xx'] for r in results['runs'][f'on:{levels[-1]}'].values())}, client timeouts "
+          f"{levels[0]}x ({unloaded:.2f}s; goal <= 2); 5xx other than 503 "
+          f"{sum(r['errors_5xx'] + r['deadline_504'] for r in results['runs'][f'on:{levels[-1]}'].values())}, client timeouts "
           f"{sum(r['timeouts'] for r in results['runs'][f'on:{levels[-1]}'].values())} (goal 0 and 0)")
 
 

@@ -130,3 +130,29 @@ def key_client(stack, live_db):
     yield make
     for c in clients:
         c.close()
+
+
+@pytest.fixture
+def admin(stack):
+    """An HTTP client logged into the real admin as the stack's superuser."""
+    from tests.helpers import admin_login
+
+    client = admin_login(stack)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def tgi(stack, request):
+    """A TGI stand-in the whole stack generates with (both generate pools and the web
+    tier), for the module; its settings come from the module's ``TGI_SETTINGS`` and the
+    generation environment from ``TGI_ENV``. Afterwards the stack is extractive again."""
+    from tests.helpers import generation_use
+    from tests.support.tgi_standin import TGIStandIn
+
+    standin = TGIStandIn(**request.module.TGI_SETTINGS)
+    standin.start()
+    generation_use(stack, standin.url, **getattr(request.module, "TGI_ENV", {}))
+    yield standin
+    generation_use(stack, None)
+    standin.stop()

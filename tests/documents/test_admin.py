@@ -4,16 +4,9 @@ filters."""
 import pytest
 
 from apps.documents.models import Collection, Document
-from tests.helpers import admin_login, admin_post, wait_document
+from tests.helpers import admin_post, wait_document
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def admin(stack):
-    client = admin_login(stack)
-    yield client
-    client.close()
 
 
 def _action(admin, action: str, ids: list[int]):

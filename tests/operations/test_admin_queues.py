@@ -9,18 +9,11 @@ import pytest
 
 from apps.operations.queues import unacked_list
 from ragproject.celery import app
-from tests.helpers import admin_login, admin_post, worker_restart
+from tests.helpers import admin_post, worker_restart
 from workers.queues import Queue
 from workers.state import broker_redis
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def admin(stack):
-    client = admin_login(stack)
-    yield client
-    client.close()
 
 
 def _section(page: str, queue: str) -> str:

@@ -13,9 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps.generation.services.capacity import breaker_reset, breaker_state
 from apps.retrieval.models import QueryLog, SemanticCacheEntry
-from tests.helpers import eventually, generation_use, wait_document
+from tests.helpers import eventually, wait_document
 from tests.retrieval.test_query_api import sse_events
-from tests.support.tgi_standin import TGIStandIn
 from workers.load import queue_loads
 
 pytestmark = pytest.mark.stack
@@ -26,14 +25,8 @@ DOCS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tgi(stack):
-    standin = TGIStandIn(max_concurrent_requests=2, tokens_per_second=100, answer_tokens=10)
-    standin.start()
-    generation_use(stack, standin.url, SLUICE_GENERATION_TIMEOUT="10", SLUICE_GENERATION_INFO_TTL="0")
-    yield standin
-    generation_use(stack, None)
-    standin.stop()
+TGI_SETTINGS = {"max_concurrent_requests": 2, "tokens_per_second": 100, "answer_tokens": 10}
+TGI_ENV = {"SLUICE_GENERATION_TIMEOUT": "10", "SLUICE_GENERATION_INFO_TTL": "0"}
 
 
 @pytest.fixture(autouse=True)

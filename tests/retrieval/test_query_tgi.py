@@ -7,21 +7,13 @@ import time
 import pytest
 
 from apps.retrieval.models import QueryLog
-from tests.helpers import generation_use, wait_document
+from tests.helpers import wait_document
 from tests.retrieval.test_query_api import sse_events
-from tests.support.tgi_standin import TGIStandIn
 
 pytestmark = pytest.mark.stack
 
-@pytest.fixture(scope="module")
-def tgi(stack):
-    standin = TGIStandIn(max_concurrent_requests=4, tokens_per_second=200, answer_tokens=30)
-    standin.start()
-    # Limits re-read per query (info TTL 0).
-    generation_use(stack, standin.url, SLUICE_GENERATION_TIMEOUT="3", SLUICE_GENERATION_INFO_TTL="0")
-    yield standin
-    generation_use(stack, None)
-    standin.stop()
+TGI_SETTINGS = {"max_concurrent_requests": 4, "tokens_per_second": 200, "answer_tokens": 30}
+TGI_ENV = {"SLUICE_GENERATION_TIMEOUT": "3", "SLUICE_GENERATION_INFO_TTL": "0"}  # limits re-read per query
 
 
 @pytest.fixture(autouse=True)
