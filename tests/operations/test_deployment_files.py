@@ -159,6 +159,11 @@ def test_every_compose_variable_is_in_the_env_example():
         assert sorted(set(seen) - set(example)) == [], f"{name}: add these to docker/.env.example"
     # Compose's own variable, read from docker/.env.
     assert "COMPOSE_PROFILES" in example
+    # And nothing in the example is stale: each entry is interpolated or passed through.
+    compose, seen = load_compose()
+    _, seen_override = load_compose("compose.worker-host.yaml")
+    used = set(seen) | set(seen_override) | set(compose["x-sluice-env"]) | {"COMPOSE_PROFILES"}
+    assert sorted(set(example) - used) == []
 
 
 def test_every_sluice_setting_can_be_set_for_the_compose_containers():
