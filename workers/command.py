@@ -19,8 +19,11 @@ import os
 import socket
 import sys
 
-ROLES = ("web", "worker-embed", "worker-retrieve", "worker-generate", "flower", "migrate")
+from workers.queues import Queue
+
 WORKER_PREFIX = "worker-"
+# One worker role per queue (workers/queues.py), plus the web tier, Flower and migrations.
+ROLES = ("web", *(f"{WORKER_PREFIX}{q.value}" for q in Queue), "flower", "migrate")
 
 
 class RoleError(Exception):
@@ -37,7 +40,6 @@ def _settings():
 def role_argv(role: str, *, python: str | None = None) -> list[str]:
     """The command line of ``role``, from the current settings."""
     from workers.pools import flower_argv, web_argv, worker_argv
-    from workers.queues import Queue
 
     settings = _settings()
     if role == "web":
