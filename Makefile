@@ -4,9 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run stop status test chromium
+.PHONY: install system-deps run stop status test chromium
 
-install: $(VENV)/.installed
+install: system-deps $(VENV)/.installed
+
+# iproute2 (`ip netns`): tests/operations/test_multihost.py runs a worker on its own
+# network "host". A Debian package; installed only when missing.
+system-deps:
+	@command -v ip >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2; }
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
