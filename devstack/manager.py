@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
-from workers.pools import flower_argv, web_argv, worker_argv
+from workers.pools import flower_argv, web_argv, worker_argv, worker_role
 from workers.queues import Queue
 
 from .config import StackConfig
@@ -68,7 +68,7 @@ class Stack:
             ],
         )
         self.workers = {
-            q: proc(f"worker-{q.value}", worker_argv(queue=q, python=c.python))
+            q: proc(worker_role(q), worker_argv(queue=q, python=c.python))
             for q in Queue
         }
         self.flower = proc("flower", flower_argv(port=c.flower_port, address=c.host, python=c.python))

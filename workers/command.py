@@ -21,9 +21,10 @@ import sys
 
 from workers.queues import Queue
 
-WORKER_PREFIX = "worker-"
+from workers.pools import WORKER_PREFIX, role_queue, worker_role  # noqa: F401  (WORKER_PREFIX re-exported)
+
 # One worker role per queue (workers/queues.py), plus the web tier, Flower and migrations.
-ROLES = ("web", *(f"{WORKER_PREFIX}{q.value}" for q in Queue), "flower", "migrate")
+ROLES = ("web", *(worker_role(q) for q in Queue), "flower", "migrate")
 
 
 class RoleError(Exception):
@@ -48,8 +49,8 @@ def role_argv(role: str, *, python: str | None = None) -> list[str]:
         return flower_argv(port=settings.SLUICE_FLOWER_PORT, address=settings.SLUICE_HOST, python=python)
     if role == "migrate":
         return [python or sys.executable, str(settings.BASE_DIR / "manage.py"), "migrate", "--noinput"]
-    if role.startswith(WORKER_PREFIX) and role in ROLES:
-        return worker_argv(queue=Queue(role.removeprefix(WORKER_PREFIX)), python=python)
+    if role_queue(role) is not None:
+        return worker_argv(queue=role_queue(role), python=python)
     raise RoleError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
 
 
@@ -108,11 +109,11 @@ def role_health(role: str) -> str:
         if response.status_code != 200:
             raise RoleError(f"flower: {url} answered {response.status_code}")
         return f"flower: {url} answered 200"
-    if role.startswith(WORKER_PREFIX) and role in ROLES:
+    if role_queue(role) is not None:
         from workers.heartbeat import heartbeat_key
         from workers.state import state_redis
 
-        queue = role.removeprefix(WORKER_PREFIX)
+        queue = role_queue(role).value
         # Celery expands the `%h` of `--hostname <queue>@%h` with socket.gethostname().
         key = heartbeat_key(queue=queue, hostname=f"{queue}@{socket.gethostname()}")
         try:

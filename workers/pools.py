@@ -17,6 +17,20 @@ POOL_TYPE = {
 }
 
 
+WORKER_PREFIX = "worker-"
+
+
+def worker_role(queue: Queue) -> str:
+    """The role (process, service, Deployment) name of ``queue``'s worker pool:
+    ``worker-<queue>`` with dashes, a valid Kubernetes name (``worker-generate-batch``)."""
+    return WORKER_PREFIX + queue.value.replace("_", "-")
+
+
+def role_queue(role: str) -> Queue | None:
+    """The queue a worker role consumes, or None when ``role`` is not a worker role."""
+    return next((q for q in Queue if worker_role(q) == role), None)
+
+
 def worker_argv(*, queue: Queue, python: str | None = None) -> list[str]:
     """The command line that starts the worker pool for ``queue``."""
     return [

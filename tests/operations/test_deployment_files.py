@@ -22,6 +22,7 @@ import yaml
 from cloudcoil.models.keda import v1alpha1 as keda
 
 from workers.command import ROLES, WORKER_PREFIX
+from workers.pools import role_queue, worker_role
 from workers.queues import Queue, queue_redis_keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,7 +201,7 @@ def test_each_sluice_service_runs_one_role_with_a_matching_health_check():
         assert "limits" in service["deploy"]["resources"], name
         if name != "migrate":  # a one-off job; the others run until stopped
             assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "workers.command", "health", name]
-    for worker in (f"{WORKER_PREFIX}{q.value}" for q in Queue):
+    for worker in (worker_role(q) for q in Queue):
         assert int(services[worker]["deploy"]["replicas"]) >= 1
 
 
@@ -456,11 +457,11 @@ def test_kubernetes_variables_are_documented():
 def test_keda_scales_each_worker_pool_on_the_redis_lists_celery_fills():
     objects = [d for _, d in k8s_documents() if d["kind"] == "ScaledObject"]
     deployments = {d["metadata"]["name"] for _, d in k8s_documents() if d["kind"] == "Deployment"}
-    assert sorted(o["spec"]["scaleTargetRef"]["name"] for o in objects) == sorted(f"{WORKER_PREFIX}{q.value}" for q in Queue)
+    assert sorted(o["spec"]["scaleTargetRef"]["name"] for o in objects) == sorted(worker_role(q) for q in Queue)
     for scaled in objects:
         target = scaled["spec"]["scaleTargetRef"]["name"]
         assert target in deployments
-        queue = target.removeprefix(WORKER_PREFIX)
+        queue = role_queue(target).value
         triggers = scaled["spec"]["triggers"]
         assert all(t["type"] == "redis" and t["metadata"]["databaseIndex"] == "0" for t in triggers)
         # Exactly the lists kombu keeps the queue's priority steps in (workers/queues.py).

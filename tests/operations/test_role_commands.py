@@ -11,6 +11,8 @@ import time
 import httpx
 import psutil
 import pytest
+
+from workers.pools import worker_role
 from django.conf import settings
 
 from devstack.ports import port_open
@@ -30,7 +32,7 @@ def _role_command(*args: str, env: dict[str, str], timeout: float = 30) -> subpr
 
 
 def _stack_processes(stack) -> dict[str, object]:
-    return {"web": stack.web, "flower": stack.flower, **{f"worker-{q.value}": p for q, p in stack.workers.items()}}
+    return {"web": stack.web, "flower": stack.flower, **{worker_role(q): p for q, p in stack.workers.items()}}
 
 
 def test_each_role_runs_exactly_what_the_local_stack_runs(stack):

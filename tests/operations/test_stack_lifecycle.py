@@ -55,7 +55,7 @@ def test_up_is_idempotent_and_down_leaves_no_process(second_stack):
     assert all(first.values()), first
     assert set(first) == {
         "postgres primary", "postgres replica1", "redis",
-        "worker-embed", "worker-retrieve", "worker-generate", "worker-generate_batch", "flower", "web",
+        "worker-embed", "worker-retrieve", "worker-generate", "worker-generate-batch", "flower", "web",
     }
 
     # A second `up` reuses every running part and the same credentials.
