@@ -108,7 +108,7 @@ def test_saturated_generation_sheds_batch_with_503_while_interactive_still_answe
         url = response.json()["status_url"].removeprefix("/api/v1")
         eventually(lambda: client.get(url).json()["state"] in ("SUCCESS", "FAILURE"), timeout_s=30)
         result = client.get(url).json()
-        assert result["state"] == "SUCCESS" and result["result"]["generator"] == "tgi"
+        assert result["state"] == "SUCCESS" and result["result"]["generator"] == "tgi", result
     after = _metrics(api)
     shed = dict(endpoint="query", priority_class="batch", route="reject", reason="generate_queue_wait")
     assert _sample(after, "sluice_admissions", **shed) == _sample(before, "sluice_admissions", **shed) + 1

@@ -148,8 +148,11 @@ def _generate_guarded(backend: GenerationBackend, question: str, passages: list[
     except GenerationError as exc:  # /info unreachable: the server is down
         breaker.record_failure(exc.kind)
         return _extractive(question, passages, on_token=on_token, reason=f"{exc.kind}: {exc}")
-    token = slots.acquire(priority_class=priority_class, lease_seconds=timeout + 5,
-                          wait_until=time.time() + timeout)
+    # A slot may be waited for until the request's deadline (async requests have long ones);
+    # without one, for as long as the generation itself may take.
+    wait_until = deadline if deadline is not None else time.time() + timeout
+    token = slots.acquire(priority_class=priority_class, lease_seconds=settings.SLUICE_GENERATION_TIMEOUT + 5,
+                          wait_until=wait_until)
     if token is None:
         return _extractive(question, passages, on_token=on_token,
                            reason=f"generation_busy: all {slots.limit} generation slots stayed busy until the deadline")
