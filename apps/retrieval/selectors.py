@@ -57,12 +57,13 @@ vector_hits AS (
 # Anything else is read as a natural-language question: its content lexemes (`english`
 # parser and stemmer, stop words dropped; a dotted name like `shutil.which` also split into
 # its parts, since documentation often writes the bare name) are OR-ed, each weighted by
-# its BM25 inverse document frequency in the searched collections.
+# its BM25 inverse document frequency among the chunks the search may return.
 _WEB_SYNTAX = re.compile(r'"|(?:^|\s)-[^\W\d]|\bOR\b')
-# Terms in more than this share of the collections' chunks are "common": they never select
-# candidates on their own (the other terms do, unless every term is common) and their
-# document frequency is counted only up to this share, so the work per term stays bounded.
-TEXT_COMMON_SHARE = 0.1
+# Bounds the work per question, whatever the collection's size: a term's document frequency
+# is counted up to this many chunks (through the GIN index), candidates come from the rarest
+# terms whose chunks add up to at most this many (the rarest term at least; chunks holding
+# only commoner terms could not outrank them), and at most 10 times this many are scored.
+TEXT_TERM_POSTINGS = 1000
 
 _TEXT_WEB_CTE = """
 text_hits AS (
@@ -75,7 +76,7 @@ text_hits AS (
     ) matching
 )"""
 
-# A chunk's text_score is its share of the query's total term weight (1: it holds every
+# A chunk's text_score is its share of the question's total term weight (1: it holds every
 # term); ties go to ts_rank. text_weight, the text ranking's weight in the fusion, is the same.
 _TEXT_TERMS_CTE = r"""
 text_size AS MATERIALIZED (
@@ -83,24 +84,28 @@ text_size AS MATERIALIZED (
     FROM documents_document d WHERE d.collection_id = ANY(%s)
 ),
 text_terms AS MATERIALIZED (
-    SELECT term, df BETWEEN 1 AND n * {common} AS selective, ln(1 + (greatest(n, df) - df + 0.5) / (df + 0.5)) AS weight
+    SELECT term, weight, df > 0 AND (rarer = 0 OR rarer + df <= {postings}) AS selects
     FROM (
-        -- each lexeme as a one-term tsquery, quoted verbatim (quotes and backslashes doubled)
-        SELECT DISTINCT ('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''')::tsquery AS term
-        FROM (SELECT %s::text AS q) input,
-             unnest(to_tsvector('english', q) || to_tsvector('english', regexp_replace(q, '(\w)\.(?=\w)', '\1 ', 'g')))
-    ) lexemes
-    CROSS JOIN text_size
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS df FROM (
-            SELECT FROM documents_chunk c
-            WHERE c.collection_id = ANY(%s) AND c.search_vector @@ term
-            LIMIT floor(n * {common})::bigint + 1
-        ) found
-    ) counted
+        SELECT term, df, ln(1 + (greatest(n, df) - df + 0.5) / (df + 0.5)) AS weight,
+               coalesce(sum(df) OVER (ORDER BY df, term::text ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS rarer
+        FROM (
+            -- each lexeme as a one-term tsquery, quoted verbatim (quotes and backslashes doubled)
+            SELECT DISTINCT ('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''')::tsquery AS term
+            FROM (SELECT %s::text AS q) input,
+                 unnest(to_tsvector('english', q) || to_tsvector('english', regexp_replace(q, '(\w)\.(?=\w)', '\1 ', 'g')))
+        ) lexemes
+        CROSS JOIN text_size
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS df FROM (
+                SELECT FROM documents_chunk c
+                WHERE c.collection_id = ANY(%s) AND c.search_vector @@ term {filters}
+                LIMIT {postings} + 1
+            ) found
+        ) counted
+    ) weighed
 ),
 text_query AS MATERIALIZED (
-    SELECT coalesce(string_agg(term::text, ' | ') FILTER (WHERE selective), string_agg(term::text, ' | '))::tsquery AS select_by,
+    SELECT string_agg(term::text, ' | ') FILTER (WHERE selects)::tsquery AS select_by,
            string_agg(term::text, ' | ')::tsquery AS every, sum(weight) AS total
     FROM text_terms
 ),
@@ -110,8 +115,11 @@ text_hits AS (
     FROM (
         SELECT c.id, q.total, ts_rank(c.search_vector, q.every, 1) AS tie,
                (SELECT sum(t.weight) FROM text_terms t WHERE c.search_vector @@ t.term) AS matched
-        FROM documents_chunk c, text_query q
-        WHERE c.collection_id = ANY(%s) AND c.search_vector @@ q.select_by {filters}
+        FROM text_query q, LATERAL (
+            SELECT c.id, c.search_vector FROM documents_chunk c
+            WHERE c.collection_id = ANY(%s) AND c.search_vector @@ q.select_by {filters}
+            LIMIT {postings} * 10
+        ) c
         ORDER BY matched DESC, tie DESC, c.id
         LIMIT %s
     ) matching
@@ -122,8 +130,8 @@ def _text_cte(*, query: str, collection_ids: list[int], filter_sql: str, filter_
     """The ``text_hits`` CTE for ``query``, and its parameters."""
     if _WEB_SYNTAX.search(query):
         return _TEXT_WEB_CTE.format(filters=filter_sql), [query, collection_ids, *filter_params, candidates]
-    sql = _TEXT_TERMS_CTE.format(filters=filter_sql, common=TEXT_COMMON_SHARE)
-    return sql, [collection_ids, query, collection_ids, collection_ids, *filter_params, candidates]
+    sql = _TEXT_TERMS_CTE.format(filters=filter_sql, postings=TEXT_TERM_POSTINGS)
+    return sql, [collection_ids, query, collection_ids, *filter_params, collection_ids, *filter_params, candidates]
 
 
 def chunks_search(
