@@ -7,6 +7,7 @@ the primary, and is retried elsewhere if the replica fails mid-query
 Raw SQL because the ORM cannot say ``SET LOCAL hnsw.*`` or the fusion.
 """
 import dataclasses
+import re
 
 import numpy as np
 from django.conf import settings
@@ -51,9 +52,22 @@ vector_hits AS (
     ) nearest
 )"""
 
-_TEXT_CTE = """
+# Full-text side (docs/query.md, "Retrieval"). A query in web-search syntax (a quoted
+# phrase, `-word`, `OR`) is taken literally by websearch_to_tsquery: every term must match.
+# Anything else is read as a natural-language question: its content lexemes (`english`
+# parser and stemmer, stop words dropped; a dotted name like `shutil.which` also split into
+# its parts, since documentation often writes the bare name) are OR-ed, each weighted by
+# its BM25 inverse document frequency among the chunks the search may return.
+_WEB_SYNTAX = re.compile(r'"|(?:^|\s)-[^\W\d]|\bOR\b')
+# Bounds the work per question, whatever the collection's size: a term's document frequency
+# is counted up to this many chunks (through the GIN index), candidates come from the rarest
+# terms whose chunks add up to at most this many (the rarest term at least; chunks holding
+# only commoner terms could not outrank them), and at most 10 times this many are scored.
+TEXT_TERM_POSTINGS = 1000
+
+_TEXT_WEB_CTE = """
 text_hits AS (
-    SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank, text_score FROM (
+    SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank, text_score, 1.0 AS text_weight FROM (
         SELECT c.id, ts_rank_cd(c.search_vector, query) AS text_score
         FROM documents_chunk c, websearch_to_tsquery('english', %s) query
         WHERE c.collection_id = ANY(%s) AND c.search_vector @@ query {filters}
@@ -61,6 +75,63 @@ text_hits AS (
         LIMIT %s
     ) matching
 )"""
+
+# A chunk's text_score is its share of the question's total term weight (1: it holds every
+# term); ties go to ts_rank. text_weight, the text ranking's weight in the fusion, is the same.
+_TEXT_TERMS_CTE = r"""
+text_size AS MATERIALIZED (
+    SELECT greatest(coalesce(sum(d.chunk_count), 0), 1)::float AS n
+    FROM documents_document d WHERE d.collection_id = ANY(%s)
+),
+text_terms AS MATERIALIZED (
+    SELECT term, weight, df > 0 AND (rarer = 0 OR rarer + df <= {postings}) AS selects
+    FROM (
+        SELECT term, df, ln(1 + (greatest(n, df) - df + 0.5) / (df + 0.5)) AS weight,
+               coalesce(sum(df) OVER (ORDER BY df, term::text ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS rarer
+        FROM (
+            -- each lexeme as a one-term tsquery, quoted verbatim (quotes and backslashes doubled)
+            SELECT DISTINCT ('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''')::tsquery AS term
+            FROM (SELECT %s::text AS q) input,
+                 unnest(to_tsvector('english', q) || to_tsvector('english', regexp_replace(q, '(\w)\.(?=\w)', '\1 ', 'g')))
+        ) lexemes
+        CROSS JOIN text_size
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS df FROM (
+                SELECT FROM documents_chunk c
+                WHERE c.collection_id = ANY(%s) AND c.search_vector @@ term {filters}
+                LIMIT {postings} + 1
+            ) found
+        ) counted
+    ) weighed
+),
+text_query AS MATERIALIZED (
+    SELECT string_agg(term::text, ' | ') FILTER (WHERE selects)::tsquery AS select_by,
+           string_agg(term::text, ' | ')::tsquery AS every, sum(weight) AS total
+    FROM text_terms
+),
+text_hits AS (
+    SELECT id, row_number() OVER (ORDER BY matched DESC, tie DESC, id) AS rank,
+           matched / total AS text_score, matched / total AS text_weight
+    FROM (
+        SELECT c.id, q.total, ts_rank(c.search_vector, q.every, 1) AS tie,
+               (SELECT sum(t.weight) FROM text_terms t WHERE c.search_vector @@ t.term) AS matched
+        FROM text_query q, LATERAL (
+            SELECT c.id, c.search_vector FROM documents_chunk c
+            WHERE c.collection_id = ANY(%s) AND c.search_vector @@ q.select_by {filters}
+            LIMIT {postings} * 10
+        ) c
+        ORDER BY matched DESC, tie DESC, c.id
+        LIMIT %s
+    ) matching
+)"""
+
+
+def _text_cte(*, query: str, collection_ids: list[int], filter_sql: str, filter_params: list, candidates: int) -> tuple[str, list]:
+    """The ``text_hits`` CTE for ``query``, and its parameters."""
+    if _WEB_SYNTAX.search(query):
+        return _TEXT_WEB_CTE.format(filters=filter_sql), [query, collection_ids, *filter_params, candidates]
+    sql = _TEXT_TERMS_CTE.format(filters=filter_sql, postings=TEXT_TERM_POSTINGS)
+    return sql, [collection_ids, query, collection_ids, *filter_params, collection_ids, *filter_params, candidates]
 
 
 def chunks_search(
@@ -91,12 +162,17 @@ def chunks_search(
         ctes.append(_VECTOR_CTE.format(filters=filter_sql))
         params += [_vector_literal(query_vector), collection_ids, *filter_params, candidates]
     if mode in ("hybrid", "text"):
-        ctes.append(_TEXT_CTE.format(filters=filter_sql))
-        params += [query, collection_ids, *filter_params, candidates]
+        text_sql, text_params = _text_cte(
+            query=query, collection_ids=collection_ids, filter_sql=filter_sql, filter_params=filter_params,
+            candidates=candidates,
+        )
+        ctes.append(text_sql)
+        params += text_params
     if mode == "hybrid":
+        # Reciprocal rank fusion; a text hit's vote is scaled by its share of the query's terms.
         fused = (
             "SELECT coalesce(v.id, t.id) AS id, v.rank AS vector_rank, t.rank AS text_rank,"
-            f" coalesce(1.0 / ({RRF_K} + v.rank), 0) + coalesce(1.0 / ({RRF_K} + t.rank), 0) AS score"
+            f" coalesce(1.0 / ({RRF_K} + v.rank), 0) + coalesce(t.text_weight / ({RRF_K} + t.rank), 0) AS score"
             " FROM vector_hits v FULL OUTER JOIN text_hits t ON v.id = t.id"
         )
     elif mode == "vector":
@@ -108,7 +184,8 @@ def chunks_search(
         " SELECT c.id, c.document_id, d.title, c.text, f.score, c.metadata -> 'heading_path',"
         " f.vector_rank, f.text_rank"
         " FROM fused f JOIN documents_chunk c ON c.id = f.id JOIN documents_document d ON d.id = c.document_id"
-        " ORDER BY f.score DESC, c.id LIMIT %s"
+        # text: chunks with equal shares of the query keep the text ranking's (ts_rank) order
+        f" ORDER BY f.score DESC, {'f.text_rank, ' if mode == 'text' else ''}c.id LIMIT %s"
     )
     params.append(top_k)
     ef_search = str(max(settings.SLUICE_HNSW_EF_SEARCH, candidates))
