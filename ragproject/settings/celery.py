@@ -37,6 +37,10 @@ CELERY_TASK_TRACK_STARTED = True
 # per queue (SLUICE_WORKER_TASK_EVENTS below).
 CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes every database connection before and after each task unless
+# this is set; then only every 2 x N tasks. Reconnecting (TCP + a forked Postgres backend)
+# cost milliseconds per query-path task; Django's CONN_HEALTH_CHECKS replaces a broken one.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=500)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Per-queue worker concurrency for the stack's worker pools (workers/pools.py).
