@@ -5,8 +5,8 @@ from .env import BASE_DIR
 
 for _name, _value in {
     "SLUICE_DATA_DIR": str(BASE_DIR / ".sluice" / "bench"),
-    "SLUICE_PG_PORT": "55732",
-    "SLUICE_REDIS_PORT": "56679",
+    "SLUICE_PG_PORT": "25732",
+    "SLUICE_REDIS_PORT": "26679",
     "SLUICE_WEB_PORT": "8300",
     "SLUICE_FLOWER_PORT": "5855",
     # Benchmarks measure the service, not the per-key rate limits.

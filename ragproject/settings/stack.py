@@ -10,13 +10,15 @@ from .env import BASE_DIR, env
 SLUICE_DATA_DIR = Path(env.str("SLUICE_DATA_DIR", default=str(BASE_DIR / ".sluice" / "dev"))).resolve()
 SLUICE_HOST = env.str("SLUICE_HOST", default="127.0.0.1")
 
-SLUICE_PG_PORT = env.int("SLUICE_PG_PORT", default=55432)
+# Ports below 32768, outside Linux's ephemeral range: a client connection can never
+# occupy them by chance between two starts.
+SLUICE_PG_PORT = env.int("SLUICE_PG_PORT", default=25432)
 # Replica i (1-based) listens on SLUICE_PG_PORT + i.
 SLUICE_PG_REPLICAS = env.int("SLUICE_PG_REPLICAS", default=1)
 # As root, Postgres runs as this unprivileged system user (created when missing).
 SLUICE_PG_SYSTEM_USER = env.str("SLUICE_PG_SYSTEM_USER", default="sluice-pg")
 
-SLUICE_REDIS_PORT = env.int("SLUICE_REDIS_PORT", default=56379)
+SLUICE_REDIS_PORT = env.int("SLUICE_REDIS_PORT", default=26379)
 SLUICE_WEB_PORT = env.int("SLUICE_WEB_PORT", default=8000)
 SLUICE_FLOWER_PORT = env.int("SLUICE_FLOWER_PORT", default=5555)
 

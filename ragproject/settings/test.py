@@ -6,8 +6,8 @@ from .env import BASE_DIR
 # Defaults only: an environment variable set by the caller still wins.
 for _name, _value in {
     "SLUICE_DATA_DIR": str(BASE_DIR / ".sluice" / "test"),
-    "SLUICE_PG_PORT": "55532",
-    "SLUICE_REDIS_PORT": "56479",
+    "SLUICE_PG_PORT": "25532",
+    "SLUICE_REDIS_PORT": "26479",
     "SLUICE_WEB_PORT": "8100",
     "SLUICE_FLOWER_PORT": "5655",
     "SLUICE_EMBEDDING_BACKEND": "hash",

@@ -12,6 +12,7 @@ from rest_framework import serializers
 from rest_framework.views import APIView
 
 from apps.operations.api.schema import ErrorSerializer
+from apps.operations.models import PRIORITY_CLASSES
 
 from .serializers import QueryRequestSerializer, SearchRequestSerializer
 
@@ -22,6 +23,8 @@ class TimingsSerializer(serializers.Serializer):
     embed_ms = serializers.FloatField(required=False)
     retrieve_ms = serializers.FloatField(required=False)
     generate_ms = serializers.FloatField(required=False)
+    cache_ms = serializers.FloatField(required=False)
+    log_ms = serializers.FloatField(required=False)
     web_ms = serializers.FloatField(required=False)
     queue_ms = serializers.FloatField(required=False)
     total_ms = serializers.FloatField(required=False)
@@ -42,6 +45,7 @@ class SearchResponseSerializer(serializers.Serializer):
     collection = serializers.IntegerField()
     query = serializers.CharField()
     mode = serializers.ChoiceField(choices=["hybrid", "vector", "text"])
+    priority = serializers.ChoiceField(choices=PRIORITY_CLASSES, help_text="the request's class (docs/overload.md)")
     results = SearchHitSerializer(many=True)
     timings = TimingsSerializer()
 
@@ -55,19 +59,33 @@ class CitationSerializer(serializers.Serializer):
     score = serializers.FloatField()
 
 
+class CacheDetailSerializer(serializers.Serializer):
+    stale = serializers.BooleanField(help_text="made for an earlier version of the collection")
+    question = serializers.CharField(required=False, help_text="semantic cache: the earlier question")
+    similarity = serializers.FloatField(required=False, help_text="semantic cache: cosine similarity")
+    cached_for_version = serializers.IntegerField(required=False)
+
+
 class AnswerSerializer(serializers.Serializer):
     query_id = serializers.IntegerField()
     answer = serializers.CharField(allow_blank=True)
     citations = CitationSerializer(many=True)
     generator = serializers.CharField(help_text="tgi, openai or extractive")
+    served_by = serializers.ChoiceField(
+        choices=["generation", "extractive", "exact_cache", "semantic_cache", "stale_cache"],
+        help_text="the rung of the overload ladder that answered (docs/overload.md)")
     degraded = serializers.BooleanField(help_text="true when a fallback produced the answer")
     degraded_reason = serializers.CharField(allow_blank=True, required=False)
+    priority = serializers.ChoiceField(choices=PRIORITY_CLASSES, help_text="the request's class")
+    cache = CacheDetailSerializer(required=False, help_text="for cache hits: where the answer came from")
     timings = TimingsSerializer()
 
 
 class TaskAcceptedSerializer(serializers.Serializer):
     task_id = serializers.CharField()
     query_id = serializers.IntegerField()
+    priority = serializers.ChoiceField(choices=PRIORITY_CLASSES)
+    served_by = serializers.CharField(required=False, help_text="set when a cache answered at once")
     status_url = serializers.CharField()
 
 
@@ -93,7 +111,10 @@ SSE_DESCRIPTION = (
 )
 _UNAVAILABLE = {
     404: OpenApiResponse(ErrorSerializer, description="No such collection, or not one the caller may read."),
-    503: OpenApiResponse(ErrorSerializer, description="The task failed on a worker (logged); retry later."),
+    503: OpenApiResponse(ErrorSerializer, description=(
+        "Shed by admission control before anything ran (`code: overloaded`, with `reason`, `priority`, "
+        "`retry_after`, `estimated_wait_s` and a `Retry-After` header; docs/overload.md), or the task "
+        "failed on a worker (`code: query_failed`, logged); retry after the given seconds.")),
     504: OpenApiResponse(ErrorSerializer, description="No result within the deadline; retry later."),
 }
 
