@@ -9,6 +9,7 @@ the figures ``apps.operations.overload.admission`` estimates waits from.
 import dataclasses
 import logging
 import statistics
+import threading
 import time
 
 from celery import signals
@@ -23,9 +24,20 @@ logger = logging.getLogger(__name__)
 INFLIGHT_KEY = "sluice:load:inflight:{queue}"
 SERVICE_KEY = "sluice:load:service:{queue}"
 SERVICE_SAMPLES = 50
-# An in-flight entry older than this is a task whose worker died without reporting.
-INFLIGHT_MAX_AGE = 300.0
+# An in-flight entry older than this is a task whose worker died without reporting (longer
+# than an async deadline, SLUICE_ASYNC_DEADLINE, plus a generation).
+INFLIGHT_MAX_AGE = 900.0
 _started: dict[str, tuple[str, float]] = {}
+_local = threading.local()
+
+
+def service_sample(seconds: float | None) -> None:
+    """Called by the running task: record ``seconds`` as its service time instead of its
+    whole run (e.g. only the time it held a generation slot, not its wait for one), or
+    None to record nothing (work that was dropped, or answered without the service this
+    queue measures), so drops and waits do not distort admission's wait estimates."""
+    _local.sample = seconds
+    _local.overridden = True
 
 
 def _queue_of(task) -> str | None:
@@ -41,6 +53,7 @@ def _task_started(task_id=None, task=None, **kwargs) -> None:
         return
     now = time.time()
     _started[task_id] = (queue, time.perf_counter())
+    _local.overridden = False
     try:
         state_redis().zadd(INFLIGHT_KEY.format(queue=queue), {task_id: now})
     except Exception as exc:  # accounting must never fail a task
@@ -53,11 +66,16 @@ def _task_finished(task_id=None, **kwargs) -> None:
     if started is None:
         return
     queue, at = started
+    sample = time.perf_counter() - at
+    if getattr(_local, "overridden", False):
+        sample = _local.sample
+        _local.overridden = False
     try:
         pipe = state_redis().pipeline(transaction=False)
         pipe.zrem(INFLIGHT_KEY.format(queue=queue), task_id)
-        pipe.lpush(SERVICE_KEY.format(queue=queue), round(time.perf_counter() - at, 4))
-        pipe.ltrim(SERVICE_KEY.format(queue=queue), 0, SERVICE_SAMPLES - 1)
+        if sample is not None:
+            pipe.lpush(SERVICE_KEY.format(queue=queue), round(sample, 4))
+            pipe.ltrim(SERVICE_KEY.format(queue=queue), 0, SERVICE_SAMPLES - 1)
         pipe.execute()
     except Exception as exc:
         logger.debug("load accounting failed: %s", exc)

@@ -83,15 +83,47 @@ def exact_get(*, scope: CacheScope, query: str) -> dict | None:
     return json.loads(raw) if raw else None
 
 
+def _floor_key(collection_id: int) -> str:
+    return f"{KEY_PREFIX}:floor:{collection_id}"
+
+
+def stale_floor(collection_id: int) -> int:
+    """The oldest collection version whose answers may still be served stale: raised when
+    content is removed (answers quoting deleted text must not come back)."""
+    try:
+        raw = cache_redis().get(_floor_key(collection_id))
+    except Exception:
+        return 2**62  # unknown: serve nothing stale
+    return int(raw) if raw else 0
+
+
+def answer_caches_purge(*, collection_id: int, document_id: int) -> None:
+    """A document's content was deleted or replaced: no stale answer made before now may be
+    served again, and semantic entries citing it go (fresh ones are already unreachable:
+    the collection's version moved on)."""
+    from apps.documents.models import Collection
+
+    version = Collection.objects.filter(pk=collection_id).values_list("content_version", flat=True).first() or 0
+    try:
+        cache_redis().set(_floor_key(collection_id), version, ex=settings.SLUICE_STALE_CACHE_TTL)
+    except Exception as exc:
+        logger.warning("stale answers of collection %s not blocked: %s", collection_id, exc)
+    deleted, _ = SemanticCacheEntry.objects.filter(
+        collection_id=collection_id, body__citations__contains=[{"document_id": document_id}]).delete()
+    logger.info("answer caches of collection %s: stale answers before version %s blocked, %d semantic entries "
+                "citing document %s deleted", collection_id, version, deleted, document_id)
+
+
 def stale_get(*, scope: CacheScope, query: str) -> dict | None:
-    """The latest cached answer to this question made for an *older* version, or None."""
+    """The latest cached answer to this question made for an *older* version (not older
+    than the collection's stale floor), or None."""
     try:
         raw = cache_redis().get(scope.latest_key(query))
     except Exception as exc:
         logger.warning("answer cache unavailable: %s", exc)
         raw = None
     entry = json.loads(raw) if raw else None
-    hit = entry is not None and entry["version"] < scope.content_version
+    hit = entry is not None and stale_floor(scope.collection_id) <= entry["version"] < scope.content_version
     metric_inc(CACHE_LOOKUPS, cache="stale", result="hit" if hit else "miss")
     return {**entry["body"], "cached_for_version": entry["version"]} if hit else None
 
@@ -135,12 +167,16 @@ def semantic_get(*, scope: CacheScope, vector, threshold: float, allow_stale: bo
         rows = []
     close = [r for r in rows if r[4] >= threshold]
     fresh = [r for r in close if r[1] == scope.content_version]
-    stale = [r for r in close if r[1] < scope.content_version] if allow_stale else []
+    floor = stale_floor(scope.collection_id) if allow_stale else 0
+    stale = [r for r in close if floor <= r[1] < scope.content_version] if allow_stale else []
     best = max(fresh, key=lambda r: r[4]) if fresh else (max(stale, key=lambda r: (r[1], r[4])) if stale else None)
     metric_inc(CACHE_LOOKUPS, cache="semantic", result=("stale_hit" if best[1] < scope.content_version else "hit") if best else "miss")
     if best is None:
         return None
-    SemanticCacheEntry.objects.filter(pk=best[0]).update(hits=F("hits") + 1)
+    try:  # a statistic: never worth failing the query for
+        SemanticCacheEntry.objects.filter(pk=best[0]).update(hits=F("hits") + 1)
+    except Exception as exc:
+        logger.warning("semantic cache hit not counted: %s", exc)
     body = best[3] if isinstance(best[3], dict) else json.loads(best[3])
     return SemanticHit(body=body, question=best[2], similarity=round(float(best[4]), 4),
                        content_version=best[1], stale=best[1] < scope.content_version)
@@ -163,12 +199,15 @@ def answer_cache_store(*, scope: CacheScope, query: str, vector, body: dict, sem
     except Exception as exc:
         logger.warning("answer not cached: %s", exc)
     if semantic and vector is not None:
-        SemanticCacheEntry.objects.create(
-            collection_id=scope.collection_id, content_version=scope.content_version, params_digest=scope.params,
-            question=query, embedding=list(map(float, vector)), body=cached,
-        )
-        if random.random() < 0.01:
-            semantic_cache_prune(collection_id=scope.collection_id)
+        try:  # the answer is already made: a cache that cannot store it must not lose it
+            SemanticCacheEntry.objects.create(
+                collection_id=scope.collection_id, content_version=scope.content_version, params_digest=scope.params,
+                question=query, embedding=list(map(float, vector)), body=cached,
+            )
+            if random.random() < 0.01:
+                semantic_cache_prune(collection_id=scope.collection_id)
+        except Exception as exc:
+            logger.warning("answer not stored in the semantic cache: %s", exc)
 
 
 def semantic_cache_prune(*, collection_id: int) -> int:

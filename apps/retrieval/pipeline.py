@@ -16,6 +16,7 @@ checked:
 The web tier waits on ``plan["answer_task_id"]``: a step that answers here stores its body
 as that task's result, so the web tier waits the same way whoever answered.
 """
+import logging
 import time
 
 from apps.documents.services.embedding import texts_embed
@@ -23,12 +24,16 @@ from apps.generation.services.delivery import answer_deliver, cached_deliver
 from apps.operations.overload.admission import CLASS_PRIORITY, generate_queue
 from apps.operations.overload.policy import overload_policy
 from workers.deadlines import EXPIRES_GRACE, deadline_check
+from workers.load import service_sample
 from workers.queues import Queue
 
 from .caches import CacheScope, semantic_get, stale_get
 from .models import QueryLog
 from .selectors import chunks_search
 from .services import query_log_finish
+
+
+logger = logging.getLogger(__name__)
 
 
 def _ms(started: float) -> float:
@@ -52,14 +57,35 @@ def search_run(*, collection_ids: list[int], query: str, mode: str, top_k: int, 
 
 
 def query_retrieve(*, plan: dict, collection_ids: list[int], query: str, mode: str, top_k: int,
-                   filters: dict, store_result) -> None:
-    """Walk the ladder for ``plan``'s query; ``store_result(task_id, body)`` publishes an
-    answer made here under the answer task's id."""
-    dropped = deadline_check(deadline=plan["deadline"], request_id=plan["query_id"], queue=Queue.RETRIEVE.value,
-                             step="retrieval")
-    if dropped:
-        query_log_finish(query_id=plan["query_id"], outcome=_drop_outcome(dropped),
-                         error="dropped before retrieval: " + ("deadline passed" if dropped == "expired" else "client gone"))
+                   filters: dict, store_result, store_failure) -> None:
+    """Walk the ladder for ``plan``'s query. ``store_result(task_id, body)`` publishes an
+    answer made here under the answer task's id (None: the work was dropped); a failure
+    is published there too (``store_failure(task_id, exc)``) and logged, so the web tier
+    and ``GET /tasks/{id}/`` learn of it at once instead of waiting for the deadline."""
+    try:
+        _ladder(plan=plan, collection_ids=collection_ids, query=query, mode=mode, top_k=top_k, filters=filters,
+                store_result=store_result)
+    except Exception as exc:
+        logger.exception("query %s failed on the retrieve worker", plan["query_id"])
+        query_log_finish(query_id=plan["query_id"], outcome=QueryLog.Outcome.FAILED, error=f"retrieval: {exc!r}"[:500])
+        store_failure(plan["answer_task_id"], exc)
+        raise
+
+
+def _dropped(plan: dict, *, queue: str, step: str) -> bool:
+    """Drop ``step`` of the query when its client has given up (deadline passed, or gone)."""
+    reason = deadline_check(deadline=plan["deadline"], request_id=plan["query_id"], queue=queue, step=step)
+    if reason:
+        service_sample(None)
+        query_log_finish(query_id=plan["query_id"], outcome=_drop_outcome(reason),
+                         error=f"dropped before {step}: " + ("deadline passed" if reason == "expired" else "client gone"))
+    return bool(reason)
+
+
+def _ladder(*, plan: dict, collection_ids: list[int], query: str, mode: str, top_k: int, filters: dict,
+            store_result) -> None:
+    if _dropped(plan, queue=Queue.RETRIEVE.value, step="retrieval"):
+        store_result(plan["answer_task_id"], None)  # GET /tasks/{id}/ says "expired"
         return
     policy = overload_policy()
     scope = CacheScope(**plan["scope"])
@@ -91,6 +117,9 @@ def query_retrieve(*, plan: dict, collection_ids: list[int], query: str, mode: s
         if hit is not None:
             store_result(plan["answer_task_id"], _semantic_deliver(hit, plan=plan, timings=timings))
             return
+    if _dropped(plan, queue=Queue.RETRIEVE.value, step="search"):
+        store_result(plan["answer_task_id"], None)
+        return
     searched = search_run(collection_ids=collection_ids, query=query, mode=mode, top_k=top_k, filters=filters,
                           vector=vector if mode != "text" else None, timings=timings)
     searched["vector"] = None if vector is None else [float(x) for x in vector]
@@ -111,18 +140,18 @@ def query_retrieve(*, plan: dict, collection_ids: list[int], query: str, mode: s
 
 def answer_generate(*, searched: dict, question: str, plan: dict) -> dict | None:
     """The answer task's work: drop it if its client has gone, else generate and deliver."""
-    queue = generate_queue(plan["priority_class"]).value
-    dropped = deadline_check(deadline=plan["deadline"], request_id=plan["query_id"], queue=queue, step="generation")
-    if dropped:
-        query_log_finish(query_id=plan["query_id"], outcome=_drop_outcome(dropped),
-                         error="dropped before generation: " + ("deadline passed" if dropped == "expired" else "client gone"))
+    if _dropped(plan, queue=generate_queue(plan["priority_class"]).value, step="generation"):
         return None
-    return answer_deliver(searched=searched, question=question, plan=plan)
+    try:
+        return answer_deliver(searched=searched, question=question, plan=plan)
+    except Exception as exc:
+        query_log_finish(query_id=plan["query_id"], outcome=QueryLog.Outcome.FAILED, error=f"generation: {exc!r}"[:500])
+        raise
 
 
 def _semantic_deliver(hit, *, plan: dict, timings: dict) -> dict:
     return cached_deliver(cached=hit.body, plan=plan, timings=timings, stale=hit.stale,
-                          served_by="stale_cache" if hit.stale else "semantic_cache", question=hit.question,
+                          served_by="stale_cache" if hit.stale else "semantic_cache",
                           similarity=hit.similarity, cached_for_version=hit.content_version)
 
 

@@ -31,6 +31,7 @@ def search(self, *, collection_ids: list[int], query: str, mode: str, top_k: int
     query_retrieve(
         plan=plan, collection_ids=collection_ids, query=query, mode=mode, top_k=top_k, filters=filters,
         store_result=lambda task_id, body: self.backend.store_result(task_id, body, states.SUCCESS),
+        store_failure=lambda task_id, exc: self.backend.mark_as_failure(task_id, exc),
     )
     return None
 

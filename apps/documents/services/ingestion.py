@@ -75,6 +75,13 @@ def _collection_touch(collection_id: int) -> None:
     write_mark(scope=f"collection:{collection_id}")
 
 
+def _answer_caches_purge(*, collection_id: int, document_id: int) -> None:
+    """Once the removal commits, cached answers quoting the old text are never served again."""
+    from apps.retrieval.caches import answer_caches_purge
+
+    transaction.on_commit(lambda: answer_caches_purge(collection_id=collection_id, document_id=document_id))
+
+
 def _ingest_enqueue(document: Document) -> None:
     from ..tasks import document_ingest_enqueue
 
@@ -188,6 +195,7 @@ def document_delete(*, document: Document) -> None:
         collection_id = document.collection_id
         Document.objects.filter(pk=document.pk).delete()  # chunks and content cascade
         _collection_touch(collection_id)
+        _answer_caches_purge(collection_id=collection_id, document_id=document.pk)
     logger.info("document %s deleted", document.pk)
 
 
@@ -304,7 +312,7 @@ def _store(document: Document, plan: list[dict]) -> str:
         locked = Document.objects.select_for_update().filter(pk=document.pk, version=document.version).first()
         if locked is None or locked.status in (Document.Status.READY, Document.Status.FAILED):
             return Step.SKIPPED
-        Chunk.objects.filter(document_id=document.pk).delete()
+        replaced, _ = Chunk.objects.filter(document_id=document.pk).delete()
         Chunk.objects.bulk_create(
             (
                 Chunk(
@@ -327,5 +335,7 @@ def _store(document: Document, plan: list[dict]) -> str:
         locked.save()
         DocumentContent.objects.filter(document_id=document.pk).update(plan=None)
         _collection_touch(document.collection_id)
+        if replaced:
+            _answer_caches_purge(collection_id=document.collection_id, document_id=document.pk)
     logger.info("document %s version %s ready: %d chunks (embedder %s)", document.pk, document.version, len(plan), embedder().name)
     return Step.READY

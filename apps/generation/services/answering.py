@@ -111,10 +111,12 @@ def _slots(backend: GenerationBackend) -> GenerationSlots:
 
 
 def answer_compose(*, question: str, hits: list[dict], on_token: Callable[[str], bool] | None = None,
-                   priority_class: str = "interactive", deadline: float | None = None,
-                   extractive_reason: str = "") -> Answer:
+                   on_reset: Callable[[], None] | None = None, priority_class: str = "interactive",
+                   deadline: float | None = None, extractive_reason: str = "") -> Answer:
     """Answer ``question`` from ``hits``; with ``on_token``, stream pieces to it as they come
-    (it returns False to cancel: the backend stream is closed and the answer so far kept).
+    (it returns False to cancel: the backend stream is closed and the answer so far kept);
+    ``on_reset`` is called when generated pieces were streamed and the answer then falls
+    back to the extractive one (the client discards the pieces it has).
 
     ``deadline`` (epoch seconds) bounds the wait for a generation slot and the generation
     itself; ``extractive_reason`` asks for the degraded extractive answer straight away
@@ -127,48 +129,81 @@ def answer_compose(*, question: str, hits: list[dict], on_token: Callable[[str],
     elif isinstance(backend, ExtractiveBackend) or not passages:
         answer = _extractive(question, passages, on_token=on_token)
     else:
-        answer = _generate_guarded(backend, question, passages, on_token=on_token,
+        answer = _generate_guarded(backend, question, passages, on_token=on_token, on_reset=on_reset,
                                    priority_class=priority_class, deadline=deadline)
     answer.generate_ms = round((time.perf_counter() - started) * 1000, 1)
     return answer
 
 
+# Below this many seconds left before the deadline, a request is not sent to the server at
+# all: the call could only time out, and a timeout must not count against the server.
+MIN_GENERATION_SECONDS = 1.0
+
+
 def _generate_guarded(backend: GenerationBackend, question: str, passages: list[Passage], *, on_token,
-                      priority_class: str, deadline: float | None) -> Answer:
-    """``_generate`` behind the breaker and a generation slot; extractive when either says no."""
+                      on_reset, priority_class: str, deadline: float | None) -> Answer:
+    """``_generate`` behind the breaker and a generation slot; extractive when either says no.
+
+    Only failures of the server count against the breaker: a timeout counts when the call
+    had the full SLUICE_GENERATION_TIMEOUT, not when the request's own deadline cut it."""
+    from workers.load import service_sample
+
+    def fallback(reason: str) -> Answer:
+        if emitted and on_reset is not None:
+            on_reset()  # the client drops the partial generated text before the extractive one
+        return _extractive(question, passages, on_token=on_token, reason=reason)
+
+    emitted = False
     breaker = generation_breaker()
-    if not breaker.allow():
-        return _extractive(question, passages, on_token=on_token,
-                           reason="breaker_open: the generation server failed repeatedly; retrying it shortly")
-    timeout = settings.SLUICE_GENERATION_TIMEOUT
-    if deadline is not None:
-        timeout = max(0.1, min(timeout, deadline - time.time()))
+    permit = breaker.allow()
+    if permit is None:
+        service_sample(None)  # not a generation: keep it out of the queue's service times
+        return fallback("breaker_open: the generation server failed repeatedly; retrying it shortly")
+    full_timeout = settings.SLUICE_GENERATION_TIMEOUT
     try:
         slots = _slots(backend)
     except GenerationError as exc:  # /info unreachable: the server is down
-        breaker.record_failure(exc.kind)
-        return _extractive(question, passages, on_token=on_token, reason=f"{exc.kind}: {exc}")
-    # A slot may be waited for until the request's deadline (async requests have long ones);
-    # without one, for as long as the generation itself may take.
-    wait_until = deadline if deadline is not None else time.time() + timeout
-    token = slots.acquire(priority_class=priority_class, lease_seconds=settings.SLUICE_GENERATION_TIMEOUT + 5,
-                          wait_until=wait_until)
+        breaker.record_failure(permit, exc.kind)
+        service_sample(None)
+        return fallback(f"{exc.kind}: {exc}")
+    # A slot is waited for until there is just enough time left to generate (async requests
+    # have long deadlines); without a deadline, for as long as a generation may take.
+    wait_until = (deadline - MIN_GENERATION_SECONDS) if deadline is not None else time.time() + full_timeout
+    lease = max(full_timeout, (deadline - time.time()) if deadline is not None else 0.0) + 5
+    token = slots.acquire(priority_class=priority_class, lease_seconds=lease, wait_until=wait_until)
     if token is None:
-        return _extractive(question, passages, on_token=on_token,
-                           reason=f"generation_busy: all {slots.limit} generation slots stayed busy until the deadline")
-    if deadline is not None:  # the wait for the slot came out of the same deadline
-        timeout = max(0.1, min(timeout, deadline - time.time()))
+        breaker.release(permit)
+        service_sample(None)
+        return fallback(f"generation_busy: all {slots.limit} generation slots stayed busy until the deadline")
+    started = time.perf_counter()
+    timeout = full_timeout if deadline is None else max(0.1, min(full_timeout, deadline - time.time()))
+
+    def on_piece(piece: str) -> bool:
+        nonlocal emitted
+        emitted = True
+        return on_token(piece) and (deadline is None or time.time() < deadline)
+
     try:
-        answer = _generate(backend, question, passages, on_token=on_token, timeout=timeout)
+        answer = _generate(backend, question, passages, on_token=on_piece if on_token else None, timeout=timeout)
     except (GenerationError, PromptTooLong) as exc:
         kind = getattr(exc, "kind", "prompt_too_long")
-        if isinstance(exc, GenerationError) and exc.retryable:
-            breaker.record_failure(kind)
+        server_failed = isinstance(exc, GenerationError) and exc.retryable and (
+            exc.kind != "timeout" or timeout >= full_timeout)
+        if server_failed:
+            breaker.record_failure(permit, kind)
+        elif isinstance(exc, GenerationError) and exc.kind in ("validation", "bad_response"):
+            breaker.record_success(permit)  # the server is up and answering
+        else:
+            breaker.release(permit)
         logger.warning("generation by %s failed (%s: %s); answering extractively", backend.name, kind, exc)
-        return _extractive(question, passages, on_token=on_token, reason=f"{kind}: {exc}")
+        return fallback(f"{kind}: {exc}")
+    except BaseException:
+        breaker.release(permit)
+        raise
     finally:
         slots.release(token)
-    breaker.record_success()
+        service_sample(time.perf_counter() - started)  # the slot's time, not the wait for it
+    breaker.record_success(permit)
     return answer
 
 

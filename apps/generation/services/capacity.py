@@ -29,6 +29,8 @@ STATES = ("closed", "half_open", "open")
 
 BREAKER_TRANSITIONS = counter("sluice_breaker_transitions", "Circuit breaker state changes", labels=["backend", "to"])
 
+# The probe is the request that holds the breaker's ``probe`` token: only its outcome moves
+# a half-open breaker; answers of requests sent before the breaker opened (stragglers) do not.
 _ALLOW = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if state == 'closed' then return 'closed' end
@@ -36,12 +38,10 @@ local now = tonumber(ARGV[1])
 if state == 'open' then
   local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
   if now < open_until then return 'open' end
-  redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', now + tonumber(ARGV[2]))
-  return 'probe'
 end
 local probe_until = tonumber(redis.call('HGET', KEYS[1], 'probe_until') or '0')
-if now >= probe_until then
-  redis.call('HSET', KEYS[1], 'probe_until', now + tonumber(ARGV[2]))
+if state == 'open' or now >= probe_until then
+  redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe', ARGV[3], 'probe_until', now + tonumber(ARGV[2]))
   return 'probe'
 end
 return 'half_open'
@@ -49,18 +49,37 @@ return 'half_open'
 
 _FAILURE = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-if state == 'half_open' or (state == 'closed' and failures >= tonumber(ARGV[2])) then
-  redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', tonumber(ARGV[1]) + tonumber(ARGV[3]))
-  return 'opened'
+if state == 'closed' then
+  local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+  if failures < tonumber(ARGV[3]) then return 'closed' end
+elseif state ~= 'half_open' or redis.call('HGET', KEYS[1], 'probe') ~= ARGV[1] then
+  return 'ignored'
 end
-return state
+redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', tonumber(ARGV[2]) + tonumber(ARGV[4]), 'probe_until', 0)
+redis.call('HDEL', KEYS[1], 'probe')
+return 'opened'
 """
 
 _SUCCESS = """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0)
-return state
+if state == 'closed' then
+  redis.call('HSET', KEYS[1], 'failures', 0)
+  return 'closed'
+end
+if state == 'half_open' and redis.call('HGET', KEYS[1], 'probe') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0)
+  redis.call('HDEL', KEYS[1], 'probe', 'probe_until')
+  return 'closed_now'
+end
+return 'ignored'
+"""
+
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'probe') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'probe_until', 0)
+  redis.call('HDEL', KEYS[1], 'probe')
+end
+return 1
 """
 
 _ACQUIRE = """
@@ -76,39 +95,40 @@ return 1
 
 
 class CircuitBreaker:
-    def __init__(self, *, name: str, failures: int, open_seconds: float, probe_seconds: float = 30.0):
+    """``permit = breaker.allow()``; None means "do not call the server". Report the call's
+    outcome with ``record_success(permit)`` / ``record_failure(permit, reason)``, or
+    ``release(permit)`` when the request never reached the server (no slot, deadline), so a
+    half-open probe that did not happen does not hold the breaker half-open."""
+
+    def __init__(self, *, name: str, failures: int, open_seconds: float):
         self.name = name
         self.key = BREAKER_KEY.format(name=name)
         self.failures = failures
         self.open_seconds = open_seconds
-        self.probe_seconds = probe_seconds
 
-    def allow(self) -> bool:
-        """May a request go to the server now? (True for the one half-open probe.)"""
-        verdict = state_redis().eval(_ALLOW, 1, self.key, time.time(), self.probe_seconds).decode()
+    def allow(self) -> str | None:
+        token = uuid.uuid4().hex
+        verdict = state_redis().eval(_ALLOW, 1, self.key, time.time(), self.open_seconds, token).decode()
         if verdict == "probe":
             logger.info("generation breaker %s half-open: sending one probe request", self.name)
             metric_inc(BREAKER_TRANSITIONS, backend=self.name, to="half_open")
-        return verdict in ("closed", "probe")
+        return token if verdict in ("closed", "probe") else None
 
-    def record_success(self) -> None:
-        before = state_redis().eval(_SUCCESS, 1, self.key).decode()
-        if before != "closed":
-            logger.info("generation breaker %s closed: the server answered again", self.name)
+    def record_success(self, permit: str) -> None:
+        if state_redis().eval(_SUCCESS, 1, self.key, permit).decode() == "closed_now":
+            logger.info("generation breaker %s closed: the probe was answered", self.name)
             metric_inc(BREAKER_TRANSITIONS, backend=self.name, to="closed")
 
-    def record_failure(self, reason: str) -> None:
-        result = state_redis().eval(_FAILURE, 1, self.key, time.time(), self.failures, self.open_seconds).decode()
+    def record_failure(self, permit: str, reason: str) -> None:
+        result = state_redis().eval(_FAILURE, 1, self.key, permit, time.time(), self.failures,
+                                    self.open_seconds).decode()
         if result == "opened":
             logger.warning("generation breaker %s opened after %s: answers are extractive for %.0fs",
                            self.name, reason, self.open_seconds)
             metric_inc(BREAKER_TRANSITIONS, backend=self.name, to="open")
 
-    def state(self) -> str:
-        return breaker_state(self.name)
-
-    def reset(self) -> None:
-        breaker_reset(self.name)
+    def release(self, permit: str) -> None:
+        state_redis().eval(_RELEASE, 1, self.key, permit)
 
 
 def breaker_reset(name: str) -> None:

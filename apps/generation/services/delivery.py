@@ -58,8 +58,10 @@ def answer_deliver(*, searched: dict, question: str, plan: dict) -> dict:
     """The answer body for ``plan``'s query (also sent as the stream's ``done`` event)."""
     query_id = plan["query_id"]
     on_token = _stream_writer(state_redis(), query_id) if plan["stream"] else None
+    on_reset = (lambda: state_redis().xadd(stream_key(query_id), {"reset": "1"})) if plan["stream"] else None
     result = answer_compose(
-        question=question, hits=searched["hits"], on_token=on_token, priority_class=plan["priority_class"],
+        question=question, hits=searched["hits"], on_token=on_token, on_reset=on_reset,
+        priority_class=plan["priority_class"],
         deadline=plan.get("deadline"), extractive_reason=searched.get("extractive_reason", ""),
     )
     body = {

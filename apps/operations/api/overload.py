@@ -1,6 +1,13 @@
-"""The HTTP face of admission control: the 503 a shed request gets."""
+"""The HTTP face of admission control: the 503 a shed request gets, and the 503 when the
+queues themselves cannot be reached."""
+import contextlib
+import logging
+
+import redis
 from django.http import JsonResponse
+from kombu.exceptions import OperationalError
 from rest_framework import serializers
+from rest_framework.exceptions import APIException
 
 from ..overload.admission import Admission, priority_allowed, priority_class_of
 from .asyncapi import error_response
@@ -30,3 +37,26 @@ def overloaded_response(admission: Admission, *, priority_class: str, **extra) -
         reason=admission.reason, priority=priority_class, retry_after=admission.retry_after,
         estimated_wait_s=admission.waits, **extra,
     )
+
+
+logger = logging.getLogger(__name__)
+
+
+class QueuesUnavailable(APIException):
+    status_code = 503
+    default_code = "unavailable"
+    default_detail = "Sluice cannot reach its queues (Redis) right now; retry in a few seconds."
+    wait = 5  # DRF's exception handler turns it into Retry-After
+
+
+@contextlib.contextmanager
+def broker_errors_as_503(*, on_error=None):
+    """Redis or broker errors while admitting or enqueueing become a 503 with Retry-After
+    (``on_error(exc)`` runs first, e.g. to mark a query log row failed), never a 500."""
+    try:
+        yield
+    except (redis.RedisError, OperationalError, ConnectionError) as exc:
+        logger.error("queues unavailable: %r", exc)
+        if on_error is not None:
+            on_error(exc)
+        raise QueuesUnavailable() from exc

@@ -20,7 +20,7 @@ from apps.documents.selectors import collections_for
 from apps.generation.services.answering import generation_configured
 from apps.generation.services.delivery import SERVED, cached_body, stream_key
 from apps.operations.api.asyncapi import documented_by, error_response, prepare
-from apps.operations.api.overload import overloaded_response, priority_class_for
+from apps.operations.api.overload import broker_errors_as_503, overloaded_response, priority_class_for
 from apps.operations.metrics import metric_inc
 from apps.operations.overload.admission import (
     CLASS_PRIORITY,
@@ -78,8 +78,9 @@ def _query_start(request) -> dict:
                                              timings={"cache_ms": elapsed_ms(started)}, response_mode=response_mode)}
 
     generate = generation_configured()
-    admission = admission_policy(generation_backend=settings.SLUICE_GENERATION_BACKEND).allow_request(
-        priority_class=priority_class, deadline_s=deadline_s, needs_generation=generate)
+    with broker_errors_as_503():
+        admission = admission_policy(generation_backend=settings.SLUICE_GENERATION_BACKEND).allow_request(
+            priority_class=priority_class, deadline_s=deadline_s, needs_generation=generate)
     admission_record(endpoint="query", priority_class=priority_class, admission=admission)
     if admission.route == "reject":
         if policy.stale_cache_enabled:
@@ -104,7 +105,11 @@ def _query_start(request) -> dict:
         semantic_cache=policy.semantic_cache_enabled, answer_task_id=task_ids[1], generate=generate,
     )
     enqueue_started = time.perf_counter()
-    query_enqueue(log=log, plan=plan, priority=int(CLASS_PRIORITY[priority_class]), expires=deadline_s + EXPIRES_GRACE)
+    failed = lambda exc: query_log_finish(query_id=log.pk, outcome=QueryLog.Outcome.FAILED,  # noqa: E731
+                                          error=f"could not enqueue: {exc!r}")
+    with broker_errors_as_503(on_error=failed):
+        query_enqueue(log=log, plan=plan, priority=int(CLASS_PRIORITY[priority_class]),
+                      expires=deadline_s + EXPIRES_GRACE)
     return {**base, "query_id": log.pk, "task_id": task_ids[1], "task_ids": task_ids,
             "route": admission.route, "enqueue_ms": elapsed_ms(enqueue_started)}
 
@@ -123,14 +128,15 @@ def _cached_answer(cached: dict, *, log_fields: dict, served_by: str, timings: d
                        timings=timings, stale=stale, reason=reason, **details)
     metric_inc(SERVED, served_by=served_by, priority_class=log_fields["priority"])
     if task_id:
-        AsyncResult(task_id).backend.store_result(task_id, body, "SUCCESS")
+        with broker_errors_as_503():
+            AsyncResult(task_id).backend.store_result(task_id, body, "SUCCESS")
     return {"query_id": log.pk, "cached": body, "task_id": task_id}
 
 
 async def _give_up(prepared: dict, *, outcome: str, error: str) -> None:
+    # The cancel flag and the tasks' deadline checks drop the work; no Celery revoke (a
+    # synchronous broadcast to every worker, on this event loop, at the worst moment).
     await _state_redis().set(cancel_key(prepared["query_id"]), "1", ex=600)
-    for task_id in prepared["task_ids"]:
-        AsyncResult(task_id).revoke()
     await sync_to_async(query_log_finish)(query_id=prepared["query_id"], outcome=outcome, error=error)
 
 
@@ -252,6 +258,9 @@ async def _relay(prepared: dict, started: float):
                 last_id = entry_id
                 if b"t" in fields:
                     yield _event("token", {"text": fields[b"t"].decode()})
+                elif b"reset" in fields:
+                    # Generation failed mid-stream: the answer starts again, extractively.
+                    yield _event("reset", {"reason": "generation failed; the answer follows again from the sources"})
                 elif b"done" in fields:
                     yield _event("done", _with_total(json.loads(fields[b"done"]), started, web_ms=prepared["web_ms"]))
                     finished = True

@@ -2,7 +2,6 @@
 result in Redis without holding a server thread."""
 import time
 
-from celery.result import AsyncResult
 from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
@@ -10,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from apps.documents.selectors import collections_for
 from apps.operations.api.asyncapi import documented_by, error_response, prepare
-from apps.operations.api.overload import overloaded_response, priority_class_for
+from apps.operations.api.overload import broker_errors_as_503, overloaded_response, priority_class_for
 from apps.operations.overload.admission import CLASS_PRIORITY, admission_policy, admission_record
 from workers.results import ResultTimeout, result_wait
 
@@ -28,16 +27,18 @@ def _search_start(request) -> dict:
     priority_class = priority_class_for(request, requested=data.get("priority"))
     deadline_s = min(settings.SLUICE_SEARCH_TIMEOUT, data["deadline_ms"] / 1000) if data.get("deadline_ms") \
         else settings.SLUICE_SEARCH_TIMEOUT
-    admission = admission_policy(generation_backend=settings.SLUICE_GENERATION_BACKEND).allow_request(
-        priority_class=priority_class, deadline_s=deadline_s, needs_generation=False)
+    with broker_errors_as_503():
+        admission = admission_policy(generation_backend=settings.SLUICE_GENERATION_BACKEND).allow_request(
+            priority_class=priority_class, deadline_s=deadline_s, needs_generation=False)
     admission_record(endpoint="search", priority_class=priority_class, admission=admission)
     if admission.route == "reject":
         return {"rejected": admission, "priority_class": priority_class}
     enqueue_started = time.perf_counter()
-    task_id = search_enqueue(
-        collection_ids=[collection.pk], query=data["query"], mode=data["mode"], top_k=data["top_k"],
-        filters=data["filters"], priority=int(CLASS_PRIORITY[priority_class]), expires=deadline_s,
-    )
+    with broker_errors_as_503():
+        task_id = search_enqueue(
+            collection_ids=[collection.pk], query=data["query"], mode=data["mode"], top_k=data["top_k"],
+            filters=data["filters"], priority=int(CLASS_PRIORITY[priority_class]), expires=deadline_s,
+        )
     return {"task_id": task_id, "enqueue_ms": elapsed_ms(enqueue_started), "deadline_s": deadline_s,
             "priority_class": priority_class, **data}
 
@@ -55,7 +56,6 @@ async def search_api(request):
     try:
         meta = await result_wait(prepared["task_id"], timeout=prepared["deadline_s"])
     except ResultTimeout:
-        AsyncResult(prepared["task_id"]).revoke()
         return error_response(
             504, code="timeout",
             message=f"the search did not finish within its deadline ({prepared['deadline_s']:.1f}s); retry later",
@@ -64,6 +64,9 @@ async def search_api(request):
     if meta["status"] == "SUCCESS" and meta["result"] is None:
         return error_response(504, code="timeout", headers={"Retry-After": "5"},
                               message="the search's deadline passed before a worker could run it; retry later")
+    if meta["status"] == "REVOKED":
+        return error_response(504, code="timeout", headers={"Retry-After": "5"},
+                              message="the search expired in the queue before a worker could run it; retry later")
     if meta["status"] != "SUCCESS":
         return error_response(503, code="search_failed", message="the search failed on the worker; it was logged",
                               headers={"Retry-After": "5"})
