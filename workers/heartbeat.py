@@ -68,6 +68,7 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
                 pipe.delete(*self.keys)
                 for queue in self.queues:
                     pipe.zrem(CAPACITY_KEY.format(queue=queue), self.hostname)
+                    pipe.hdel(CONCURRENCY_KEY.format(queue=queue), self.hostname)
                 pipe.execute()
             except Exception:  # Redis may already be gone when the whole stack stops.
                 logger.warning("could not remove heartbeat keys %s", self.keys)
@@ -78,8 +79,11 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
             ttl = settings.SLUICE_WORKER_HEARTBEAT_TTL
             for key in self.keys:
                 pipe.set(key, "1", ex=ttl)
+            now = time.time()
             for queue in self.queues:
-                pipe.zadd(CAPACITY_KEY.format(queue=queue), {self.hostname: time.time() + ttl})
+                # Entries of workers that died without saying so expire here (pods come and go).
+                pipe.zremrangebyscore(CAPACITY_KEY.format(queue=queue), "-inf", now)
+                pipe.zadd(CAPACITY_KEY.format(queue=queue), {self.hostname: now + ttl})
                 pipe.hset(CONCURRENCY_KEY.format(queue=queue), self.hostname, self.concurrency)
             pipe.execute()
         except Exception as exc:  # A missed beat must never kill the worker.

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 CACHE_LOOKUPS = counter("sluice_answer_cache_lookups", "Answer cache lookups", labels=["cache", "result"])
 KEY_PREFIX = "sluice:answer"
+# Bump when the prompt template or the extractive answer's composition changes: answers
+# cached before the deploy then miss instead of being served for another day.
+ANSWER_FORMAT_VERSION = 1
 _SPACES = re.compile(r"\s+")
 
 
@@ -46,7 +49,8 @@ def question_normalize(query: str) -> str:
 def params_digest(*, query: str, mode: str, top_k: int, filters: dict) -> str:
     """What, besides the collection and its version, decides the answer."""
     generator = f"{settings.SLUICE_GENERATION_BACKEND}:{settings.SLUICE_GENERATION_MODEL}:{settings.SLUICE_GENERATION_URL}"
-    payload = json.dumps([mode, top_k, filters, generator], sort_keys=True, separators=(",", ":"))
+    answer_shape = [settings.SLUICE_GENERATION_MAX_NEW_TOKENS, ANSWER_FORMAT_VERSION]
+    payload = json.dumps([mode, top_k, filters, generator, answer_shape], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -106,7 +106,9 @@ def _slots(backend: GenerationBackend) -> GenerationSlots:
     from apps.operations.overload.policy import overload_policy
 
     policy = overload_policy()
-    limit = policy.generation_max_concurrency or backend.limits().max_concurrent_requests
+    server_limit = backend.limits().max_concurrent_requests
+    # The policy may keep headroom below the server's own limit, never go above it.
+    limit = min(policy.generation_max_concurrency, server_limit) if policy.generation_max_concurrency else server_limit
     return GenerationSlots(name=backend.name, limit=limit, batch_share=policy.batch_generation_share)
 
 
