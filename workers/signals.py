@@ -46,3 +46,14 @@ def _task_finished(task_id=None, task=None, state=None, **kwargs) -> None:
         waited = max(0.0, time.time() - float(sent_at) - (time.perf_counter() - started))
         observations.append((TASK_WAIT_SECONDS, waited, {"queue": queue, "task": task.name}))
     metrics_observe(observations)
+
+
+@signals.task_prerun.connect
+def _database_connections_checked(**kwargs) -> None:
+    """Django's request-start rule for the worker's connections (CELERY_DB_REUSE_MAX keeps
+    them across tasks): close the ones past CONN_MAX_AGE or broken, and have the next use
+    health-check the rest (CONN_HEALTH_CHECKS), so a restarted replica's dead connection is
+    replaced transparently instead of failing the task's first read."""
+    from django.db import close_old_connections
+
+    close_old_connections()
