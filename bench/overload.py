@@ -30,7 +30,6 @@ import dataclasses
 import json
 import os
 import random
-import statistics
 import sys
 import time
 from pathlib import Path

@@ -31,7 +31,8 @@ import httpx  # noqa: E402
 from query_overhead import QUESTIONS, percentile  # noqa: E402
 
 from apps.documents.models import Chunk, Document  # noqa: E402
-from ragproject.dbrouters import reads_by_alias, replica_monitor_stop  # noqa: E402
+from ragproject.dbrouters import replica_monitor_stop  # noqa: E402
+from tests.helpers import reads_settled  # noqa: E402
 from workers.heartbeat import live_workers  # noqa: E402
 from workers.queues import Queue  # noqa: E402
 
@@ -126,17 +127,6 @@ def _phase(api, collection_id: int, *, clients: int, seconds: float, tag: str) -
             "elapsed": time.monotonic() - started}
 
 
-def _reads_settled() -> dict[str, float]:
-    """sluice_db_reads_total per alias once every process has flushed (once a second)."""
-    last = reads_by_alias()
-    while True:
-        time.sleep(1.2)
-        now = reads_by_alias()
-        if now == last:
-            return now
-        last = now
-
-
 def _routing_cost(collection_id: int, n: int = 2000) -> tuple[float, float]:
     """Microseconds one routing decision takes in this process (cached replica states; the
     write-token lookup is one Redis round trip), and a bare Redis PING for comparison."""
@@ -187,12 +177,12 @@ def main() -> int:
                     for name, replicas in LAYOUTS:
                         _retrieve_restart(stack, replicas=replicas)
                         _phase(api, search["id"], clients=args.clients, seconds=3, tag=f"warm {round_no}")
-                        before = _reads_settled()
+                        before = reads_settled()
                         written = Chunk.objects.filter(collection_id=bulk["id"]).count()
                         measured = _phase(api, search["id"], clients=args.clients, seconds=args.seconds,
                                           tag=f"{name} {round_no}")
                         written = Chunk.objects.filter(collection_id=bulk["id"]).count() - written
-                        after = _reads_settled()
+                        after = reads_settled()
                         r = results[name]
                         r["latencies"] += measured["latencies"]
                         r["retrieve_ms"] += measured["retrieve_ms"]

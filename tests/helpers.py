@@ -97,3 +97,17 @@ def admin_post(client, path: str, data: dict):
     """POST an admin form as the browser would, with the session's CSRF token."""
     token = client.cookies["csrftoken"]
     return client.post(path, data={"csrfmiddlewaretoken": token, **data}, headers={"Referer": str(client.base_url) + path})
+
+
+def reads_settled() -> dict[str, float]:
+    """sluice_db_reads_total per database alias once every process has flushed its counts
+    (each flushes once a second): for tests and bench/replicas.py."""
+    from ragproject.dbrouters import reads_by_alias
+
+    last = reads_by_alias()
+    while True:
+        time.sleep(1.3)
+        now = reads_by_alias()
+        if now == last:
+            return now
+        last = now

@@ -21,7 +21,7 @@ import sys
 
 from workers.queues import Queue
 
-from workers.pools import WORKER_PREFIX, role_queue, worker_role  # noqa: F401  (WORKER_PREFIX re-exported)
+from workers.pools import role_queue, worker_role
 
 # One worker role per queue (workers/queues.py), plus the web tier, Flower and migrations.
 ROLES = ("web", *(worker_role(q) for q in Queue), "flower", "migrate")

@@ -1,6 +1,8 @@
 """Scrape-time gauges of the present state (see metrics.py): queue depths, live workers,
 replica lag, and the embedding cache's running totals. Each reads what the health report
 (or the cache's own counters) reads, so /metrics and /health agree."""
+import time
+
 from django.conf import settings
 
 from ragproject.dbrouters import replica_states
@@ -11,20 +13,31 @@ from .metrics import gauge_source
 from .selectors import queue_health
 
 
+def _queues() -> dict[str, dict]:
+    """Each queue's health, read once per scrape (both queue gauges below use it)."""
+    global _queues_read
+    now = time.monotonic()
+    if _queues_read is None or now - _queues_read[0] > QUEUES_MAX_AGE:
+        _queues_read = (now, {queue.value: queue_health(queue=queue) for queue in Queue})
+    return _queues_read[1]
+
+
+QUEUES_MAX_AGE = 0.5
+_queues_read: tuple[float, dict[str, dict]] | None = None
+
+
 @gauge_source("sluice_queue_depth", "Messages waiting in a queue (all priority lists)", labels=["queue"])
 def _queue_depth():
-    for queue in Queue:
-        health = queue_health(queue=queue)
+    for queue, health in _queues().items():
         if "depth" in health:
-            yield {"queue": queue.value}, health["depth"]
+            yield {"queue": queue}, health["depth"]
 
 
 @gauge_source("sluice_queue_workers", "Live workers consuming a queue (Redis heartbeats)", labels=["queue"])
 def _queue_workers():
-    for queue in Queue:
-        health = queue_health(queue=queue)
+    for queue, health in _queues().items():
         if "workers" in health:
-            yield {"queue": queue.value}, health["workers"]
+            yield {"queue": queue}, health["workers"]
 
 
 REPLICA_STATES = ("up", "lagging", "down", "not_replica")

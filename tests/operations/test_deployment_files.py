@@ -21,8 +21,8 @@ import pytest
 import yaml
 from cloudcoil.models.keda import v1alpha1 as keda
 
-from workers.command import ROLES, WORKER_PREFIX
-from workers.pools import role_queue, worker_role
+from workers.command import ROLES
+from workers.pools import WORKER_PREFIX, role_queue, worker_role
 from workers.queues import Queue, queue_redis_keys
 
 ROOT = Path(__file__).resolve().parents[2]

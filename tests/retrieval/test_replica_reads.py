@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connections, transaction
 
 from ragproject.dbrouters import reads_by_alias, replica_monitor, replica_read, replica_route, replica_states, write_mark
-from tests.helpers import eventually, wait_document
+from tests.helpers import eventually, reads_settled, wait_document
 
 pytestmark = pytest.mark.stack
 
@@ -33,17 +33,6 @@ def _paused(stack, *names):
         yield
     finally:
         _replay(stack, names, pause=False)
-
-
-def _reads_settled() -> dict[str, float]:
-    """Read counts per alias once every process has flushed (each flushes every second)."""
-    last = reads_by_alias()
-    while True:
-        time.sleep(1.3)
-        now = reads_by_alias()
-        if now == last:
-            return now
-        last = now
 
 
 def _reads_delta(before: dict[str, float], n: int) -> dict[str, float]:
@@ -88,7 +77,7 @@ def _health_replica(api, alias: str) -> dict:
 def test_own_writes_are_searchable_at_once_with_replay_paused(client, collection, stack, live_db):
     old = _upload(client, collection, "Glaciers carve deep valleys with slow rivers of ice.")
     eventually(lambda: all(_replica_chunks(alias, old) for alias in REPLICAS), timeout_s=10)
-    before = _reads_settled()
+    before = reads_settled()
     with _paused(stack, *REPLICAS):
         new = _upload(client, collection, "Fjords are drowned glacial valleys along steep coasts.")
         assert [hit["document_id"] for hit in _search(client, collection, "fjords coasts")] == [new]
@@ -133,13 +122,13 @@ def test_a_lagging_replica_is_skipped_by_other_clients_and_used_again_after_resu
         assert _health_replica(api, "replica1")["paused"] is True
         assert 'sluice_replica_state{replica="replica1",state="lagging"} 1.0' in api.get("/metrics").text
         _let_workers_check()
-        before = _reads_settled()
+        before = reads_settled()
         for _ in range(6):
             assert [hit["document_id"] for hit in _search(client, collection, "volcanoes lava")] == [corpus["Volcanoes"]]
         assert _reads_delta(before, 6) == {"replica2": 6}
     eventually(lambda: _health_replica(api, "replica1")["usable"], timeout_s=15)
     _let_workers_check()
-    before = _reads_settled()
+    before = reads_settled()
     for _ in range(6):
         _search(client, collection, "bread dough")
     delta = _reads_delta(before, 6)
@@ -178,7 +167,7 @@ def test_killing_a_replica_during_searches_fails_no_request_and_it_rejoins(user,
     _let_workers_check()
     with httpx.Client(base_url=f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}/api/v1",
                       auth=(user.username, user.raw_password), timeout=60) as c:
-        before = _reads_settled()
+        before = reads_settled()
         for _ in range(6):
             _search(c, collection, "volcanoes")
     assert _reads_delta(before, 6).get("replica1", 0) >= 2

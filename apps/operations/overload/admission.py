@@ -24,6 +24,8 @@ when to retry.
 import dataclasses
 import math
 
+from django.conf import settings
+
 from apps.generation.services.capacity import breaker_state, slots_limit
 from apps.operations.metrics import counter, gauge_source, metric_inc
 from workers.load import QueueLoad, queue_loads
@@ -166,19 +168,25 @@ def admission_record(*, endpoint: str, priority_class: str, admission: Admission
                reason=admission.reason or "-")
 
 
+def class_waits(*, generation_backend: str) -> list[tuple[str, dict[str, float]]]:
+    """For each class, the wait (seconds) a new request would be estimated at now on each
+    queue it would use: ``[(class, {queue: seconds}), ...]`` (math.inf: no live worker)."""
+    loads = queue_loads([q.value for q in Queue if q is not Queue.EMBED])
+    slots = slots_limit(generation_backend)
+    return [
+        (priority_class, {
+            Queue.RETRIEVE.value: wait_estimate(loads[Queue.RETRIEVE.value], priority=int(CLASS_PRIORITY[priority_class])),
+            generate_queue(priority_class).value: generation_wait(loads, priority_class=priority_class, slots=slots),
+        })
+        for priority_class in PRIORITY_CLASSES
+    ]
+
+
 @gauge_source("sluice_queue_wait_estimate_seconds",
               "Estimated wait a new request of each class would see at each stage (admission control's view)",
               labels=["queue", "priority_class"])
 def _wait_estimates():
-    from django.conf import settings
-
-    loads = queue_loads([q.value for q in Queue if q is not Queue.EMBED])
-    slots = slots_limit(settings.SLUICE_GENERATION_BACKEND)
-    for priority_class in PRIORITY_CLASSES:
-        waits = {
-            Queue.RETRIEVE.value: wait_estimate(loads[Queue.RETRIEVE.value], priority=int(CLASS_PRIORITY[priority_class])),
-            generate_queue(priority_class).value: generation_wait(loads, priority_class=priority_class, slots=slots),
-        }
+    for priority_class, waits in class_waits(generation_backend=settings.SLUICE_GENERATION_BACKEND):
         for queue, seconds in waits.items():
             if math.isfinite(seconds):
                 yield {"queue": queue, "priority_class": priority_class}, seconds
@@ -187,13 +195,7 @@ def _wait_estimates():
 def priority_class_of(*, auth) -> str:
     """The class the caller's credentials carry (an API key's ``priority``), else the default."""
     own = getattr(auth, "priority", None)
-    return own if own in CLASS_PRIORITY else _default_class()
-
-
-def _default_class() -> str:
-    from django.conf import settings
-
-    return settings.SLUICE_DEFAULT_PRIORITY_CLASS
+    return own if own in CLASS_PRIORITY else settings.SLUICE_DEFAULT_PRIORITY_CLASS
 
 
 def priority_allowed(*, own: str, requested: str) -> bool:
@@ -205,8 +207,6 @@ def deadline_resolve(*, priority_class: str, response_mode: str, requested_ms: i
     """Seconds the request's result is worth waiting for: the class's default for sync and
     streaming requests (at most SLUICE_QUERY_TIMEOUT), SLUICE_ASYNC_DEADLINE for async
     ones; a request may ask for less (``deadline_ms``)."""
-    from django.conf import settings
-
     if response_mode == "async":
         limit = settings.SLUICE_ASYNC_DEADLINE
     else:
@@ -217,19 +217,14 @@ def deadline_resolve(*, priority_class: str, response_mode: str, requested_ms: i
 def overload_overview() -> dict:
     """What admission control sees now, for the admin's queue page: the policy switch, the
     breaker, and the wait a new request of each class would be estimated at per stage."""
-    from django.conf import settings
-
     policy = overload_policy()
     backend = settings.SLUICE_GENERATION_BACKEND
-    loads = queue_loads([q.value for q in Queue if q is not Queue.EMBED])
-    slots = slots_limit(backend)
     rows = []
-    for priority_class in PRIORITY_CLASSES:
-        retrieve = wait_estimate(loads[Queue.RETRIEVE.value], priority=int(CLASS_PRIORITY[priority_class]))
-        generate = generation_wait(loads, priority_class=priority_class, slots=slots)
+    for priority_class, waits in class_waits(generation_backend=backend):
+        queue = generate_queue(priority_class).value
         rows.append({"priority_class": priority_class, "max_wait": policy.max_wait(priority_class),
-                     "retrieve": _rounded(retrieve), "generate": _rounded(generate),
-                     "generate_queue": generate_queue(priority_class).value})
+                     "retrieve": _rounded(waits[Queue.RETRIEVE.value]), "generate": _rounded(waits[queue]),
+                     "generate_queue": queue})
     return {"shedding_enabled": policy.shedding_enabled, "backend": backend,
             "breaker": breaker_state(backend) if backend != "extractive" else "n/a (extractive answers)",
-            "slots": slots, "classes": rows}
+            "slots": slots_limit(backend), "classes": rows}
