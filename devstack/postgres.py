@@ -51,14 +51,35 @@ def pgvector_portable_install(*, root: Path) -> Path:
     ext = root / "ext"
     (ext / "lib").mkdir(parents=True, exist_ok=True)
     (ext / "share" / "extension").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source / "lib" / "vector.so", ext / "lib" / "vector.so")
+    file_install(data=(source / "lib" / "vector.so").read_bytes(), target=ext / "lib" / "vector.so", mode=0o755)
     for sql in (source / "share" / "extension").glob("vector--*.sql"):
-        shutil.copy2(sql, ext / "share" / "extension" / sql.name)
+        file_install(data=sql.read_bytes(), target=ext / "share" / "extension" / sql.name)
     control = (source / "share" / "extension" / "vector.control").read_text()
     # Without `$libdir/` the library is looked up along dynamic_library_path.
     control = re.sub(r"module_pathname\s*=\s*'[^']*'", "module_pathname = 'vector'", control)
-    (ext / "share" / "extension" / "vector.control").write_text(control)
+    file_install(data=control.encode(), target=ext / "share" / "extension" / "vector.control")
     return ext
+
+
+def file_install(*, data: bytes, target: Path, mode: int = 0o644) -> bool:
+    """Put ``data`` at ``target`` without disturbing a process that has it open: nothing is
+    written when the content is already there, and a change is written to a temporary file
+    beside it and renamed over it (``os.replace``), so a running backend that has mapped
+    the old ``vector.so`` keeps its inode instead of seeing it rewritten under it (which
+    crashed backends with SIGSEGV/SIGBUS on a second `stack up`). True when it wrote."""
+    try:
+        if target.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(temporary, mode)
+    os.replace(temporary, target)
+    return True
 
 
 def system_user(name: str) -> pwd.struct_passwd | None:

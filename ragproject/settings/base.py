@@ -36,6 +36,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # innermost: a view that fails because the database or Redis is down answers 503
+    "apps.operations.middleware.UnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "ragproject.urls"

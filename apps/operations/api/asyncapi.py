@@ -1,9 +1,18 @@
 """Helpers for async Django views that speak the same API as the DRF views: DRF
-authentication and parsing (run in a worker thread, briefly), and the JSON error shape."""
+authentication and parsing (run in a worker thread, briefly), and the JSON error shape.
+
+Every database access of an async view goes through ``in_thread``: the executor threads
+that run it keep their own connections, which Django's per-request
+``close_old_connections`` (run by the request_started/finished signals in another thread)
+never sees. Without it, a connection that died once (a Postgres restart) failed every
+later request that landed on that thread.
+"""
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 from django.http import JsonResponse
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
@@ -16,6 +25,24 @@ from .errors import error_body, exception_handler
 
 # Extra throttles an async view can ask for by scope name.
 SCOPED_THROTTLES = {"query": QueryRateThrottle}
+
+
+def in_thread(fn: Callable) -> Callable:
+    """``sync_to_async(fn, thread_sensitive=False)`` with Django's request-boundary
+    connection hygiene in the thread that runs ``fn``: before, a connection that failed
+    or is past its age is closed and a reused one is health-checked at first use
+    (``CONN_HEALTH_CHECKS``); after, one that failed during ``fn`` is dropped. This covers
+    every alias used in the thread, replicas included."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)
 
 
 def error_response(status: int, *, code: str, message: str, headers: dict | None = None, **extra) -> JsonResponse:
@@ -62,7 +89,7 @@ async def prepare(request, handler: Callable[[Request], Any], *, method: str = "
     if request.method != method:
         return error_response(405, code="method_not_allowed", message=f"Method {request.method} not allowed; use {method}.")
     throttles = [*api_settings.DEFAULT_THROTTLE_CLASSES, *(SCOPED_THROTTLES[scope] for scope in throttle_scopes)]
-    return await sync_to_async(_prepare, thread_sensitive=False)(request, handler, throttles)
+    return await in_thread(_prepare)(request, handler, throttles)
 
 
 def documented_by(schema_view: type):

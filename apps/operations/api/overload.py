@@ -7,10 +7,10 @@ import redis
 from django.http import JsonResponse
 from kombu.exceptions import OperationalError
 from rest_framework import serializers
-from rest_framework.exceptions import APIException
 
 from ..overload.admission import Admission, priority_allowed, priority_class_of
 from .asyncapi import error_response
+from .errors import Unavailable
 
 
 def priority_class_for(request, *, requested: str | None) -> str:
@@ -42,13 +42,6 @@ def overloaded_response(admission: Admission, *, priority_class: str, **extra) -
 logger = logging.getLogger(__name__)
 
 
-class QueuesUnavailable(APIException):
-    status_code = 503
-    default_code = "unavailable"
-    default_detail = "Sluice cannot reach its queues (Redis) right now; retry in a few seconds."
-    wait = 5  # DRF's exception handler turns it into Retry-After
-
-
 @contextlib.contextmanager
 def broker_errors_as_503(*, on_error=None):
     """Redis or broker errors while admitting or enqueueing become a 503 with Retry-After
@@ -59,4 +52,5 @@ def broker_errors_as_503(*, on_error=None):
         logger.error("queues unavailable: %r", exc)
         if on_error is not None:
             on_error(exc)
-        raise QueuesUnavailable() from exc
+        raise Unavailable(part="redis", message=(
+            "Sluice cannot reach its queues (Redis) right now; retry in a few seconds.")) from exc

@@ -9,7 +9,6 @@ import logging
 import time
 import uuid
 
-from asgiref.sync import sync_to_async
 from celery.result import AsyncResult
 from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
@@ -19,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from apps.documents.selectors import collections_for
 from apps.generation.services.answering import generation_configured
 from apps.generation.services.delivery import SERVED, cached_body, stream_key
-from apps.operations.api.asyncapi import documented_by, error_response, prepare
+from apps.operations.api.asyncapi import documented_by, error_response, in_thread, prepare
 from apps.operations.api.overload import broker_errors_as_503, overloaded_response, priority_class_for
 from apps.operations.metrics import metric_inc
 from apps.operations.overload.admission import (
@@ -137,7 +136,7 @@ async def _give_up(prepared: dict, *, outcome: str, error: str) -> None:
     # The cancel flag and the tasks' deadline checks drop the work; no Celery revoke (a
     # synchronous broadcast to every worker, on this event loop, at the worst moment).
     await _state_redis().set(cancel_key(prepared["query_id"]), "1", ex=600)
-    await sync_to_async(query_log_finish)(query_id=prepared["query_id"], outcome=outcome, error=error)
+    await in_thread(query_log_finish)(query_id=prepared["query_id"], outcome=outcome, error=error)
 
 
 async def _chain_failure(task_ids: list[str]) -> dict | None:
@@ -181,7 +180,7 @@ async def query_api(request):
             )
         meta = failure
     if meta["status"] != "SUCCESS" or not meta.get("result"):
-        await sync_to_async(query_log_finish)(
+        await in_thread(query_log_finish)(
             query_id=prepared["query_id"], outcome=QueryLog.Outcome.FAILED, error=str(meta.get("result"))[:500])
         return error_response(503, code="query_failed", headers={"Retry-After": "5"},
                               message="the query failed on a worker; it was logged")
@@ -249,7 +248,7 @@ async def _relay(prepared: dict, started: float):
             if not entries:
                 failure = await _chain_failure(prepared["task_ids"])
                 if failure is not None:
-                    await sync_to_async(query_log_finish)(
+                    await in_thread(query_log_finish)(
                         query_id=prepared["query_id"], outcome=QueryLog.Outcome.FAILED, error=str(failure.get("result"))[:500])
                     yield _event("error", {"code": "query_failed", "message": "the query failed on a worker; it was logged"})
                     finished = True
@@ -298,5 +297,5 @@ async def task_api(request, task_id: str):
         state = meta["status"] if meta else "PENDING"
         return JsonResponse({"task_id": task_id, "state": state, "query_id": log.pk})
     # The query log's latency runs from the request to the answer: the async total.
-    latency = await sync_to_async(lambda: QueryLog.objects.filter(pk=log.pk).values_list("latency_ms", flat=True).first())()
+    latency = await in_thread(lambda: QueryLog.objects.filter(pk=log.pk).values_list("latency_ms", flat=True).first())()
     return JsonResponse({"task_id": task_id, "state": "SUCCESS", "result": _with_total(meta["result"], total_ms=latency or 0.0)})
