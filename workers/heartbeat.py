@@ -15,6 +15,7 @@ import socket
 from celery import bootsteps
 from django.conf import settings
 
+from .recovery import inflight_prune, instance_beat, instance_stopped
 from .state import state_redis
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
                     pipe.zrem(CAPACITY_KEY.format(queue=queue), self.hostname)
                     pipe.hdel(CONCURRENCY_KEY.format(queue=queue), self.hostname)
                 pipe.execute()
+                instance_stopped()
             except Exception:  # Redis may already be gone when the whole stack stops.
                 logger.warning("could not remove heartbeat keys %s", self.keys)
 
@@ -85,6 +87,8 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
                 pipe.zremrangebyscore(CAPACITY_KEY.format(queue=queue), "-inf", now)
                 pipe.zadd(CAPACITY_KEY.format(queue=queue), {self.hostname: now + ttl})
                 pipe.hset(CONCURRENCY_KEY.format(queue=queue), self.hostname, self.concurrency)
+            instance_beat(pipe=pipe, hostname=self.hostname, queues=self.queues, ttl=ttl)
             pipe.execute()
+            inflight_prune()
         except Exception as exc:  # A missed beat must never kill the worker.
             logger.warning("worker heartbeat failed: %s", exc)

@@ -3,8 +3,9 @@ from celery import Celery
 from django.conf import settings
 from kombu import Queue as KombuQueue
 
-from . import deadlines, load, signals, startup  # noqa: F401  (connect their signal handlers)
+from . import deadlines, load, recovery, signals, startup  # noqa: F401  (connect their signal handlers)
 from .heartbeat import WorkerHeartbeat
+from .periodic import PeriodicJobs, periodic_register
 from .queues import PRIORITY_SEP, PRIORITY_STEPS, Priority, Queue
 
 
@@ -25,3 +26,8 @@ def configure_app(app: Celery) -> None:
     }
     app.conf.result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
     app.steps["consumer"].add(WorkerHeartbeat)
+    app.steps["consumer"].add(PeriodicJobs)
+    # A dead worker's unacknowledged messages go back on their queues within about
+    # SLUICE_WORKER_HEARTBEAT_TTL + this interval, not after the visibility timeout.
+    periodic_register(name="requeue-dead-workers", run=recovery.dead_workers_requeue,
+                      interval=lambda: settings.SLUICE_REQUEUE_INTERVAL)

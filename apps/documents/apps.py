@@ -5,3 +5,21 @@ class DocumentsConfig(AppConfig):
     name = "apps.documents"
     label = "documents"
     verbose_name = "Documents"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        from workers.periodic import periodic_register
+        from workers.recovery import message_dead_lettered
+
+        from .services.ingestion import document_dead_lettered, documents_reconcile
+
+        # docs/ingestion.md, "Recovery": stuck documents are re-enqueued by one worker.
+        periodic_register(name="documents-reconcile", run=documents_reconcile,
+                          interval=lambda: settings.SLUICE_RECONCILE_INTERVAL)
+
+        def dead_lettered(sender=None, kwargs=None, reason="", **_):
+            if sender == "sluice.documents.ingest":  # (Celery matches senders by identity)
+                document_dead_lettered(kwargs=kwargs or {}, reason=reason)
+
+        message_dead_lettered.connect(dead_lettered, weak=False)

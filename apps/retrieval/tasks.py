@@ -17,9 +17,10 @@ from .pipeline import query_retrieve, search_run
 # No STARTED state (nobody reads it for a step this short, and each state write is a Redis
 # round trip on the interactive path). For a query its own result is not stored either
 # (the answer is stored under the answer task's id); failures are stored all the same,
-# for the web tier's failure check.
+# for the web tier's failure check. No poison guard (two Redis round trips per search): a
+# search message expires with its request's deadline, so it cannot loop for long.
 @task(name="sluice.retrieval.search", queue=Queue.RETRIEVE, soft_time_limit=20, time_limit=30,
-      track_started=False, store_errors_even_if_ignored=True, bind=True)
+      track_started=False, store_errors_even_if_ignored=True, bind=True, max_deaths=None)
 def search(self, *, collection_ids: list[int], query: str, mode: str, top_k: int, filters: dict,
            plan: dict | None = None, deadline: float | None = None) -> dict | None:
     """The hits for ``query`` (None when its ``deadline`` passed before it ran); with

@@ -63,3 +63,10 @@ SLUICE_WORKER_TASK_EVENTS = {
 # Seconds between worker heartbeats in Redis, and how long one stays valid.
 SLUICE_WORKER_HEARTBEAT_INTERVAL = env.float("SLUICE_WORKER_HEARTBEAT_INTERVAL", default=2.0)
 SLUICE_WORKER_HEARTBEAT_TTL = env.int("SLUICE_WORKER_HEARTBEAT_TTL", default=10)
+# A worker whose heartbeat is gone has its unacknowledged messages put back on their queues
+# by whichever worker checks next (every this many seconds), and a message whose worker died
+# this many times while running it goes to the dead-letter list (docs/queues.md).
+SLUICE_REQUEUE_INTERVAL = env.float("SLUICE_REQUEUE_INTERVAL", default=5.0)
+SLUICE_TASK_MAX_DEATHS = env.int("SLUICE_TASK_MAX_DEATHS", default=3)
+# Fault points (workers/faults.py) can be armed: the test stack's fault drills. Never in production.
+SLUICE_FAULT_INJECTION = env.bool("SLUICE_FAULT_INJECTION", default=False)

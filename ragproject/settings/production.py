@@ -39,3 +39,8 @@ if not SLUICE_API_BASIC_AUTH:
             c for c in REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] if not c.endswith(".BasicAuthentication")  # noqa: F405
         ],
     }
+
+# Fault points (workers/faults.py) are for test drills only.
+if env.bool("SLUICE_FAULT_INJECTION", default=False):
+    raise ImproperlyConfigured("SLUICE_FAULT_INJECTION must be off in production: it lets Redis make tasks fail.")
+SLUICE_FAULT_INJECTION = False

@@ -27,8 +27,17 @@ SLUICE_CHUNK_OVERLAP_TOKENS = env.int("SLUICE_CHUNK_OVERLAP_TOKENS", default=32)
 # One ingestion step embeds at most this many chunks, then yields the worker so that
 # interactive work (query embedding) never waits longer than one step.
 SLUICE_INGEST_STEP_CHUNKS = env.int("SLUICE_INGEST_STEP_CHUNKS", default=16)
-# A step whose worker died this many times marks the document failed.
+# A step delivered this many times without progress (its worker died, or it kept failing
+# on a transient error) marks the document failed.
 SLUICE_INGEST_MAX_ATTEMPTS = env.int("SLUICE_INGEST_MAX_ATTEMPTS", default=3)
+# Transient errors in a step (database, Redis, broker) retry with exponential backoff this
+# many times; after that the reconciler takes over.
+SLUICE_INGEST_TRANSIENT_RETRIES = env.int("SLUICE_INGEST_TRANSIENT_RETRIES", default=5)
+# The ingestion reconciler (docs/ingestion.md, "Recovery"): every SLUICE_RECONCILE_INTERVAL
+# seconds, one worker re-enqueues the next step of documents not final whose progress has
+# not moved for SLUICE_INGEST_STUCK_AFTER seconds and that have no message queued or running.
+SLUICE_RECONCILE_INTERVAL = env.float("SLUICE_RECONCILE_INTERVAL", default=15.0)
+SLUICE_INGEST_STUCK_AFTER = env.float("SLUICE_INGEST_STUCK_AFTER", default=60.0)
 # Upload limits: bytes per file / per JSON text, files per request, PDF pages, text size.
 SLUICE_UPLOAD_MAX_BYTES = env.int("SLUICE_UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
 SLUICE_UPLOAD_MAX_FILES = env.int("SLUICE_UPLOAD_MAX_FILES", default=50)

@@ -17,10 +17,14 @@ for _name, _value in {
     "SLUICE_REPLICA_MAX_LAG_SECONDS": "2",
     "SLUICE_WORKER_HEARTBEAT_TTL": "6",
     "SLUICE_WORKER_HEARTBEAT_INTERVAL": "1",
-    # Redeliver the task of a killed worker within seconds, not minutes.
-    "CELERY_VISIBILITY_TIMEOUT": "15",
-    "SLUICE_UNACKED_RESTORE_INTERVAL": "1",
-    "SLUICE_UNACKED_RESTORE_THROTTLE": "1",
+    # The visibility timeout keeps its production default (600 s): a killed worker's task
+    # must come back through the dead-worker requeue (workers/recovery.py), in seconds.
+    # Fault drills (tests/faults/): fault points can be armed; stuck documents are picked
+    # up by the reconciler within seconds.
+    "SLUICE_FAULT_INJECTION": "true",
+    "SLUICE_REQUEUE_INTERVAL": "2",
+    "SLUICE_RECONCILE_INTERVAL": "2",
+    "SLUICE_INGEST_STUCK_AFTER": "6",
     # Small limits so the limit tests send little data.
     "SLUICE_UPLOAD_MAX_BYTES": str(2 * 1024 * 1024),
     "SLUICE_UPLOAD_MAX_FILES": "20",

@@ -246,3 +246,19 @@ def test_password_protected_pdf_is_rejected() -> None:
 def test_pdf_encrypted_with_empty_user_password_opens() -> None:
     data = _pdf_encrypt(data=pdf_build(pages=[HELLO_PAGE]), user_password="")
     assert document_parse(data=data, filename="restricted.pdf").text == "Hello world"
+
+
+@pytest.mark.parametrize("charset", ["rot13", "hex", "base64", "zlib"])
+def test_html_charset_that_is_not_a_text_encoding_is_a_parse_error(charset) -> None:
+    # Python knows these names as transforms, not character sets: decoding with them used
+    # to raise LookupError outside ParseError and leave the document in `parsing` forever.
+    data = f'<html><head><meta charset="{charset}"></head><body><p>hello</p></body></html>'.encode()
+    with pytest.raises(ParseError, match=f"unknown character set '{charset}' in <meta charset>"):
+        document_parse(data=data, filename="a.html")
+    with pytest.raises(ParseError, match="in the Content-Type header"):
+        document_parse(data=b"<p>hello</p>", content_type=f"text/html; charset={charset}")
+
+
+def test_html_unknown_charset_label_falls_back_to_utf8() -> None:
+    data = '<html><head><meta charset="no-such-charset"></head><body><p>caf\u00e9</p></body></html>'.encode()
+    assert document_parse(data=data, filename="a.html").text == "caf\u00e9"

@@ -10,11 +10,21 @@ at bulk priority (``document_ingest_step``):
 3. the last step writes every chunk in one transaction and marks the document ready:
    a document is either fully ready (old chunks replaced atomically) or has none.
 
-A step whose worker died is redelivered (acks late + reject on worker lost) and resumes
-from the recorded progress; after ``SLUICE_INGEST_MAX_ATTEMPTS`` deaths the document is
-marked failed. A step for a superseded version (update/reindex/delete) stops without writing.
+A step whose worker died is redelivered (acks late + reject on worker lost, or the
+dead-worker requeue within seconds: workers/recovery.py) and resumes from the recorded
+progress; after ``SLUICE_INGEST_MAX_ATTEMPTS`` deliveries without progress the document
+is marked failed. A step for a superseded version (update/reindex/delete) stops without
+writing.
+
+No document stays in a non-final state (docs/ingestion.md, "Recovery"): a message queued
+or running for a document is marked in Redis (``ingest_pending_mark``), and
+``documents_reconcile`` (a periodic job on the workers) re-enqueues the next step of any
+document whose progress has not moved for ``SLUICE_INGEST_STUCK_AFTER`` seconds and that
+has no such message: one lost with a Redis crash, or never queued because the broker was
+down when the upload committed.
 """
 import dataclasses
+import datetime
 import hashlib
 import logging
 
@@ -25,6 +35,8 @@ from django.utils import timezone
 
 from ragproject.dbrouters import write_mark
 from apps.operations.metrics import counter, metric_inc
+from workers.faults import fault_point
+from workers.state import state_redis
 
 from ..models import Chunk, Collection, Document, DocumentContent
 from .chunking import text_chunk
@@ -86,7 +98,9 @@ def _ingest_enqueue(document: Document) -> None:
     from ..tasks import document_ingest_enqueue
 
     document_id, version = document.pk, document.version
-    transaction.on_commit(lambda: document_ingest_enqueue(document_id=document_id, version=version))
+    # robust: a failed enqueue never turns the committed upload into an error response;
+    # document_ingest_enqueue logs it and the reconciler queues the document later.
+    transaction.on_commit(lambda: document_ingest_enqueue(document_id=document_id, version=version), robust=True)
 
 
 def documents_upload(*, collection: Collection, items: list[UploadItem]) -> list[tuple[Document, bool]]:
@@ -209,6 +223,98 @@ class Step:
     SKIPPED = "skipped"
 
 
+# -- pending-message marks and the reconciler --------------------------------------------
+
+PENDING_KEY = "sluice:ingest:pending:{document_id}"
+# A queued step's mark outlives any realistic queue wait; a running step's lasts its time limit.
+PENDING_QUEUED_TTL = 24 * 3600
+NOT_FINAL = (Document.Status.QUEUED, Document.Status.PARSING, Document.Status.EMBEDDING)
+
+
+def ingest_pending_mark(*, document_id: int, version: int, running: bool, ttl: int = PENDING_QUEUED_TTL) -> None:
+    """A message for ``version`` of the document is queued (or running): the reconciler
+    leaves it alone while the mark lives."""
+    try:
+        state_redis().set(PENDING_KEY.format(document_id=document_id), f"{version}:{'running' if running else 'queued'}",
+                          ex=ttl)
+    except Exception as exc:  # without the mark the reconciler may queue a duplicate step: harmless
+        logger.warning("document %s: cannot mark its ingestion message (%s)", document_id, exc)
+
+
+def ingest_pending_clear(*, document_id: int) -> None:
+    try:
+        state_redis().delete(PENDING_KEY.format(document_id=document_id))
+    except Exception as exc:
+        logger.warning("document %s: cannot clear its ingestion mark (%s)", document_id, exc)
+
+
+def _pending_versions(document_ids: list[int]) -> dict[int, int]:
+    if not document_ids:
+        return {}
+    marks = state_redis().mget([PENDING_KEY.format(document_id=i) for i in document_ids])
+    return {i: int(m.split(b":", 1)[0]) for i, m in zip(document_ids, marks) if m}
+
+
+def documents_stuck(*, stuck_after: float, limit: int = 500):
+    """Documents not final whose progress has not moved for ``stuck_after`` seconds."""
+    cutoff = timezone.now() - datetime.timedelta(seconds=stuck_after)
+    return Document.objects.filter(status__in=NOT_FINAL, updated_at__lt=cutoff).order_by("updated_at")[:limit]
+
+
+def documents_reconcile(*, stuck_after: float | None = None, limit: int = 500) -> dict[str, int]:
+    """Re-enqueue the next step of every stuck document that has no message queued or
+    running, or fail it once its steps were delivered ``SLUICE_INGEST_MAX_ATTEMPTS``
+    times without progress. Returns counts; run by one worker at a time (periodic job)."""
+    from ..tasks import document_ingest_enqueue
+
+    stuck_after = settings.SLUICE_INGEST_STUCK_AFTER if stuck_after is None else stuck_after
+    stuck = list(documents_stuck(stuck_after=stuck_after, limit=limit).values("id", "version", "attempts", "status"))
+    pending = _pending_versions([d["id"] for d in stuck])
+    counts = {"requeued": 0, "failed": 0, "pending": 0}
+    for doc in stuck:
+        if pending.get(doc["id"]) == doc["version"]:
+            counts["pending"] += 1
+            continue
+        if doc["attempts"] >= settings.SLUICE_INGEST_MAX_ATTEMPTS:
+            mark_failed(document_id=doc["id"], version=doc["version"], message=(
+                f"ingestion made no progress in {doc['attempts']} attempts (each step was lost or failed on a "
+                "transient error); check the workers' logs, then reindex the document."))
+            counts["failed"] += 1
+            continue
+        # Touch it first (conditionally): another reconciler run never queues it twice.
+        cutoff = timezone.now() - datetime.timedelta(seconds=stuck_after)
+        if not Document.objects.filter(pk=doc["id"], version=doc["version"], status__in=NOT_FINAL,
+                                       updated_at__lt=cutoff).update(updated_at=timezone.now()):
+            continue
+        if document_ingest_enqueue(document_id=doc["id"], version=doc["version"]):
+            counts["requeued"] += 1
+            logger.warning("reconciler: document %s version %s was %s with no ingestion message for over %.0fs; "
+                           "queued its next step", doc["id"], doc["version"], doc["status"], stuck_after)
+    return counts
+
+
+def document_dead_lettered(*, kwargs: dict, reason: str) -> None:
+    """An ingestion step was dead-lettered (workers/recovery.py): the document fails with why."""
+    document_id, version = kwargs.get("document_id"), kwargs.get("version")
+    if document_id is None or version is None:
+        return
+    mark_failed(document_id=document_id, version=version, message=(
+        f"ingestion stopped: {reason}. The file may be too large or pathological for the worker (memory, "
+        "time); fix or split it, then reindex the document (the admin's dead-letter list shows the step)."))
+    ingest_pending_clear(document_id=document_id)
+
+
+def mark_failed_unexpected(*, document_id: int, version: int, exc: BaseException) -> str:
+    """An error no step expects (a bug, an injected fault, a library failing on odd input):
+    the version fails with the stage and the error, so a user can act on it."""
+    status = Document.objects.filter(pk=document_id).values_list("status", flat=True).first()
+    stage = {"queued": "starting", "parsing": "parsing", "embedding": "embedding"}.get(status or "", "ingesting")
+    detail = str(exc).strip()[:300] or "no details"
+    return mark_failed(document_id=document_id, version=version, message=(
+        f"ingestion failed while {stage}: {type(exc).__name__}: {detail}. Reindex the document to try again; "
+        "if it fails again, the file may be unusual: the workers' log has the traceback."))
+
+
 def mark_failed(*, document_id: int, version: int, message: str) -> str:
     updated = Document.objects.filter(pk=document_id, version=version).update(
         status=Document.Status.FAILED, error=message, updated_at=timezone.now()
@@ -254,6 +360,7 @@ def document_ingest_step(*, document_id: int, version: int) -> str:
     done = document.chunks_embedded
     if done < len(plan):
         batch = [c["text"] for c in plan[done:done + settings.SLUICE_INGEST_STEP_CHUNKS]]
+        fault_point("ingest.embed", document_id=document_id)
         texts_embed(texts=batch)  # fills the embedding cache the last step reads from
         # Conditional on the progress this step started from: if a redelivered copy of
         # the same step ran alongside (visibility timeout), only one of them continues.
@@ -268,7 +375,9 @@ def document_ingest_step(*, document_id: int, version: int) -> str:
 
 
 def _plan(document: Document, content: DocumentContent) -> str:
-    Document.objects.filter(pk=document.pk, version=document.version).update(status=Document.Status.PARSING)
+    Document.objects.filter(pk=document.pk, version=document.version).update(
+        status=Document.Status.PARSING, updated_at=timezone.now())
+    fault_point("ingest.parse", document_id=document.pk)
     try:
         parsed = document_parse(
             data=bytes(content.data), filename=document.source or None,

@@ -234,17 +234,29 @@ def _html_parse(*, data: bytes, name: str, content_type: str | None, max_text_ch
 
 def _html_charset(*, data: bytes, content_type: str | None) -> str:
     """The declared charset (HTTP header first, then <meta>), if Python knows it, else UTF-8."""
-    declared = None
+    declared, where = None, ""
     if content_type and (match := _CONTENT_TYPE_CHARSET.search(content_type)):
-        declared = match.group(1)
+        declared, where = match.group(1), "the Content-Type header"
     elif match := _HTML_CHARSET.search(data[:4096]):
-        declared = match.group(1).decode("ascii")
-    if declared:
-        try:
-            return codecs.lookup(declared).name
-        except LookupError:
-            pass  # Browsers ignore unknown labels too.
-    return "utf-8"
+        declared, where = match.group(1).decode("ascii"), "<meta charset>"
+    if not declared:
+        return "utf-8"
+    try:
+        name = codecs.lookup(declared).name
+    except LookupError:
+        return "utf-8"  # Browsers ignore unknown labels too.
+    try:
+        b"a".decode(name)  # (an empty input short-circuits before the check)
+    except UnicodeError:
+        pass  # a real character set in which "a" alone is incomplete (UTF-16, ...)
+    except LookupError:
+        # Python knows the name, but as a bytes or text transform (rot13, hex, base64,
+        # zlib), not a character set: decoding with it would raise outside ParseError.
+        raise ParseError(
+            f"unknown character set {declared!r} in {where}: it is not a text encoding. Declare the "
+            "file's real character set (e.g. utf-8) or remove the declaration, then upload it again."
+        ) from None
+    return name
 
 
 def _html_title(*, soup: BeautifulSoup) -> str | None:

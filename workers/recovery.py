@@ -1,0 +1,232 @@
+"""A dead worker's messages back in seconds, and a message that keeps killing its worker
+stopped: docs/queues.md, "When a worker dies".
+
+Redis keeps every delivered, unacknowledged message in kombu's ``unacked`` hash and puts
+it back only after the visibility timeout (``CELERY_VISIBILITY_TIMEOUT``, minutes), since
+it cannot know whether the worker that holds it is alive. Sluice's workers can say so:
+
+- Each worker *process* (main process of a pool) has an instance id
+  (``host:pid:random``; a restarted worker with the same hostname is another instance).
+  Its heartbeat (workers/heartbeat.py) keeps ``sluice:instance:<id>`` alive with a TTL,
+  and every message it receives is indexed in ``sluice:inflight:<id>`` (delivery tag →
+  when), pruned of acknowledged tags at each beat.
+- ``dead_workers_requeue`` (a periodic job, workers/periodic.py: one process at a time,
+  under a lock) finds instances whose heartbeat is gone and puts their still
+  unacknowledged messages back at the head of their queues with kombu's own
+  ``restore_by_tag`` (atomic: a message that was acknowledged meanwhile is skipped).
+  The visibility timeout stays the last resort.
+- ``poison_guarded`` (applied by the task decorator) counts starts of a task id that
+  never finished (``sluice:starts:<task id>``): a message that killed its worker
+  ``max_deaths`` times is not run again but moved to the dead-letter list
+  (``sluice:deadletter``, shown on the admin's queue page), and ``message_dead_lettered``
+  is sent so the owning app can record why (a document becomes ``failed``).
+
+Delivery stays at least once: a worker that only lost Redis for longer than its heartbeat
+TTL may see its message run again elsewhere, so tasks must be idempotent (ingestion
+steps are; docs/ingestion.md).
+"""
+import functools
+import inspect
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+
+from celery import current_task, signals
+from celery.utils.dispatch import Signal
+
+from .state import broker_redis, state_redis
+
+logger = logging.getLogger(__name__)
+
+INSTANCES_KEY = "sluice:instances"
+INSTANCE_KEY = "sluice:instance:{instance}"
+INFLIGHT_KEY = "sluice:inflight:{instance}"
+STARTS_KEY = "sluice:starts:{task_id}"
+DEAD_LETTER_KEY = "sluice:deadletter"
+DEAD_LETTER_MAX = 1000
+# How long a start count is kept: longer than any message stays queued.
+STARTS_TTL = 7 * 24 * 3600
+# kombu's Redis transport keeps delivered, unacknowledged messages here (its defaults).
+UNACKED_KEY = "unacked"
+
+# Sent (sender = the task name) when a message is dead-lettered instead of run again;
+# receivers get ``task_id``, ``kwargs``, ``args`` and ``reason``.
+message_dead_lettered = Signal(name="message_dead_lettered")
+
+
+@functools.cache
+def _instance_for(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:8]}"
+
+
+def instance_id() -> str:
+    """This worker process's instance id (a fresh one in a forked child)."""
+    return _instance_for(os.getpid())
+
+
+# -- the in-flight index (worker main process) -------------------------------------------
+
+
+@signals.task_received.connect
+def _inflight_add(request=None, **kwargs) -> None:
+    """Index the delivery under this instance, so its death puts it back at once."""
+    tag = getattr(getattr(request, "message", None), "delivery_tag", None)
+    if tag is None:
+        return
+    try:
+        state_redis().zadd(INFLIGHT_KEY.format(instance=instance_id()), {tag: time.time()})
+    except Exception as exc:  # the visibility timeout still covers this message
+        logger.warning("could not index delivery %s of task %s: %s", tag, getattr(request, "id", "?"), exc)
+
+
+def instance_beat(*, pipe, hostname: str, queues: list[str], ttl: int) -> None:
+    """Part of each heartbeat (workers/heartbeat.py): this instance is alive."""
+    instance = instance_id()
+    pipe.sadd(INSTANCES_KEY, instance)
+    pipe.set(INSTANCE_KEY.format(instance=instance), json.dumps({"hostname": hostname, "queues": queues}), ex=ttl)
+
+
+def inflight_prune() -> None:
+    """Drop indexed deliveries that were acknowledged (no longer in kombu's hash)."""
+    key = INFLIGHT_KEY.format(instance=instance_id())
+    redis = state_redis()
+    tags = [t.decode() for t in redis.zrange(key, 0, -1)]
+    if not tags:
+        return
+    present = broker_redis().hmget(UNACKED_KEY, tags)
+    done = [tag for tag, payload in zip(tags, present) if payload is None]
+    if done:
+        redis.zrem(key, *done)
+
+
+def instance_stopped() -> None:
+    """A clean shutdown: kombu itself gives back what this instance had not acknowledged."""
+    instance = instance_id()
+    pipe = state_redis().pipeline(transaction=False)
+    pipe.delete(INSTANCE_KEY.format(instance=instance), INFLIGHT_KEY.format(instance=instance))
+    pipe.srem(INSTANCES_KEY, instance)
+    pipe.execute()
+
+
+# -- requeueing a dead instance's messages ------------------------------------------------
+
+
+def dead_workers_requeue() -> int:
+    """Put the unacknowledged messages of every worker instance whose heartbeat has gone
+    back on their queues; returns how many were requeued. Run by one process at a time."""
+    from ragproject.celery import app
+
+    redis = state_redis()
+    instances = [i.decode() for i in redis.smembers(INSTANCES_KEY)]
+    requeued = 0
+    for instance in instances:
+        if redis.exists(INSTANCE_KEY.format(instance=instance)):
+            continue
+        key = INFLIGHT_KEY.format(instance=instance)
+        tags = [t.decode() for t in redis.zrange(key, 0, -1)]
+        pending = [tag for tag, payload in zip(tags, broker_redis().hmget(UNACKED_KEY, tags) if tags else [])
+                   if payload is not None]
+        if pending:
+            with app.connection_for_write() as connection:
+                qos = connection.default_channel.qos
+                for tag in pending:
+                    # Atomic (WATCH on the hash): a message acknowledged meanwhile is skipped.
+                    qos.restore_by_tag(tag, leftmost=True)
+            requeued += len(pending)
+            logger.warning("worker instance %s stopped beating; requeued its %d unacknowledged message(s)",
+                           instance, len(pending))
+        pipe = redis.pipeline(transaction=False)
+        pipe.delete(key)
+        pipe.srem(INSTANCES_KEY, instance)
+        pipe.execute()
+    return requeued
+
+
+# -- poison messages ------------------------------------------------------------------------
+
+
+def poison_guarded(fn: Callable, *, task_name: str, queue: str, max_deaths: int) -> Callable:
+    """``fn`` as a task body that is not run a ``max_deaths + 1``-th time after it started
+    ``max_deaths`` times without finishing (each time its worker died): the message goes
+    to the dead-letter list instead."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        request = current_task.request if current_task else None
+        task_id = getattr(request, "id", None)
+        if not task_id or getattr(request, "called_directly", True):
+            return fn(*args, **kwargs)
+        key = STARTS_KEY.format(task_id=task_id)
+        try:
+            pipe = state_redis().pipeline()
+            pipe.incr(key)
+            pipe.expire(key, STARTS_TTL)
+            starts = pipe.execute()[0]
+        except Exception as exc:  # without the count the task still runs
+            logger.warning("task %s: cannot count its starts (%s)", task_id, exc)
+            starts = 1
+        if starts > max_deaths:
+            dead_letter(task_name=task_name, task_id=task_id, queue=queue, args=args, kwargs=kwargs,
+                        reason=f"its worker died {starts - 1} times while running it (killed, out of memory or "
+                               "crashed); it was not run again")
+            return None
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            try:
+                state_redis().delete(key)
+            except Exception:  # the count expires; a later redelivery may count once more
+                pass
+
+    run.__signature__ = inspect.signature(fn)  # Celery checks call arguments against it
+    return run
+
+
+def dead_letter(*, task_name: str, task_id: str, queue: str, args: tuple, kwargs: dict, reason: str) -> None:
+    """Record a message that will not be run again, and tell its owner."""
+    entry = {"task": task_name, "task_id": task_id, "queue": queue, "args": _jsonable(args),
+             "kwargs": _jsonable(kwargs), "reason": reason, "at": time.time()}
+    logger.error("dead-lettered task %s (%s) on %s: %s", task_id, task_name, queue, reason)
+    pipe = state_redis().pipeline()
+    pipe.lpush(DEAD_LETTER_KEY, json.dumps(entry))
+    pipe.ltrim(DEAD_LETTER_KEY, 0, DEAD_LETTER_MAX - 1)
+    pipe.execute()
+    for receiver, response in message_dead_lettered.send_robust(
+            sender=task_name, task_id=task_id, args=args, kwargs=kwargs, reason=reason):
+        if isinstance(response, Exception):
+            logger.error("dead-letter receiver %r failed for task %s: %r", receiver, task_id, response)
+
+
+def dead_letters(*, limit: int = 100) -> list[dict]:
+    """The newest dead-lettered messages first."""
+    return [json.loads(raw) for raw in state_redis().lrange(DEAD_LETTER_KEY, 0, limit - 1)]
+
+
+def dead_letter_count() -> int:
+    return int(state_redis().llen(DEAD_LETTER_KEY))
+
+
+def dead_letter_retry(*, task_id: str) -> bool:
+    """Send a dead-lettered message once more (its start count reset); False if unknown."""
+    from ragproject.celery import app
+
+    redis = state_redis()
+    for raw in redis.lrange(DEAD_LETTER_KEY, 0, -1):
+        entry = json.loads(raw)
+        if entry["task_id"] != task_id:
+            continue
+        redis.delete(STARTS_KEY.format(task_id=task_id))
+        app.send_task(entry["task"], args=entry["args"], kwargs=entry["kwargs"], queue=entry["queue"],
+                      task_id=task_id)
+        redis.lrem(DEAD_LETTER_KEY, 1, raw)
+        logger.info("dead-lettered task %s (%s) sent again", task_id, entry["task"])
+        return True
+    return False
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
