@@ -41,10 +41,16 @@ def stack(django_db_blocker):
         s.up(echo=_echo)
     yield s
     from ragproject.dbrouters import replica_monitor_stop
+    from tests.helpers import postgres_signal_lines
 
     replica_monitor_stop()  # this process's replica checks would only report the shutdown
     with django_db_blocker.unblock():
         s.down(echo=_echo)
+    # Session-wide guard: a Postgres server process killed by a signal is always a bug
+    # (the postmaster then restarts the whole server under every client).
+    crashed = postgres_signal_lines(s)
+    if crashed:
+        pytest.fail("Postgres processes were terminated by a signal during the test session:\n" + "\n".join(crashed))
 
 
 @pytest.fixture

@@ -111,3 +111,14 @@ def reads_settled() -> dict[str, float]:
         if now == last:
             return now
         last = now
+
+
+def postgres_signal_lines(stack) -> list[str]:
+    """Lines of any Postgres log of ``stack`` saying a server process was killed by a
+    signal: always a bug (a crashed backend restarts the whole server)."""
+    lines = []
+    for node in [stack.primary, *stack.replicas]:
+        if node.log_file.exists():
+            lines += [f"{node.name}: {line}" for line in node.log_file.read_text(errors="replace").splitlines()
+                      if "terminated by signal" in line]
+    return lines

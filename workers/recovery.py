@@ -25,6 +25,7 @@ Delivery stays at least once: a worker that only lost Redis for longer than its 
 TTL may see its message run again elsewhere, so tasks must be idempotent (ingestion
 steps are; docs/ingestion.md).
 """
+import base64
 import functools
 import inspect
 import json
@@ -110,6 +111,26 @@ def instance_stopped() -> None:
     pipe.delete(INSTANCE_KEY.format(instance=instance), INFLIGHT_KEY.format(instance=instance))
     pipe.srem(INSTANCES_KEY, instance)
     pipe.execute()
+
+
+def unacked_kwargs(*, task_name: str) -> list[dict]:
+    """The keyword arguments of every delivered, unacknowledged message of ``task_name``
+    (running, reserved, or held by a dead worker): a handful, bounded by the workers'
+    concurrency and prefetch."""
+    found = []
+    for raw in broker_redis().hvals(UNACKED_KEY):
+        try:
+            payload = json.loads(raw)[0]
+            if (payload.get("headers") or {}).get("task") != task_name:
+                continue
+            body = payload["body"]
+            if payload.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            _args, kwargs, _embed = json.loads(body)
+            found.append(kwargs)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            continue  # not a Celery protocol 2 JSON message: not ours to read
+    return found
 
 
 # -- requeueing a dead instance's messages ------------------------------------------------
@@ -225,6 +246,16 @@ def dead_letter_retry(*, task_id: str) -> bool:
         redis.lrem(DEAD_LETTER_KEY, 1, raw)
         logger.info("dead-lettered task %s (%s) sent again", task_id, entry["task"])
         return True
+    return False
+
+
+def dead_letter_discard(*, task_id: str) -> bool:
+    """Drop a dead-lettered message for good; False if unknown."""
+    redis = state_redis()
+    for raw in redis.lrange(DEAD_LETTER_KEY, 0, -1):
+        if json.loads(raw)["task_id"] == task_id:
+            redis.lrem(DEAD_LETTER_KEY, 1, raw)
+            return True
     return False
 
 

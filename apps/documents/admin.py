@@ -1,10 +1,33 @@
 """Admin for collections (with their shares), documents (status, error, chunk count;
-retry, reindex and delete through the services) and read-only, searchable chunks."""
+stuck and dead-lettered ones; retry, reindex and delete through the services) and
+read-only, searchable chunks."""
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count
 
 from .models import Chunk, Collection, CollectionShare, Document
-from .services.ingestion import document_delete, document_reindex
+from .services.ingestion import DEAD_LETTERED_PREFIX, document_delete, document_reindex, documents_stuck
+
+
+class IngestionHealthFilter(admin.SimpleListFilter):
+    """Documents that need an operator: stuck (not final, no progress for
+    SLUICE_INGEST_STUCK_AFTER seconds; the reconciler re-enqueues them by itself) or
+    dead-lettered (their step killed its worker every time; docs/ingestion.md)."""
+
+    title = "ingestion health"
+    parameter_name = "health"
+
+    def lookups(self, request, model_admin):
+        return [("stuck", f"stuck (no progress for {settings.SLUICE_INGEST_STUCK_AFTER:.0f}s)"),
+                ("dead_lettered", "dead-lettered")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "stuck":
+            return queryset.filter(pk__in=documents_stuck(stuck_after=settings.SLUICE_INGEST_STUCK_AFTER,
+                                                          limit=10_000).values("pk"))
+        if self.value() == "dead_lettered":
+            return queryset.filter(status=Document.Status.FAILED, error__startswith=DEAD_LETTERED_PREFIX)
+        return queryset
 
 
 class CollectionShareInline(admin.TabularInline):
@@ -35,7 +58,7 @@ class CollectionAdmin(admin.ModelAdmin):
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     list_display = ["id", "title", "collection", "status", "short_error", "chunk_count", "version", "updated_at"]
-    list_filter = ["status", "format"]
+    list_filter = [IngestionHealthFilter, "status", "format"]
     list_select_related = ["collection"]
     search_fields = ["title", "source", "content_hash"]
     readonly_fields = [
@@ -56,14 +79,15 @@ class DocumentAdmin(admin.ModelAdmin):
     def short_error(self, obj: Document) -> str:
         return obj.error[:120]
 
-    @admin.action(description="Retry the selected failed documents")
+    @admin.action(description="Retry the selected failed, stuck or dead-lettered documents")
     def retry_failed(self, request, queryset):
-        failed = list(queryset.filter(status=Document.Status.FAILED))
-        for document in failed:
+        stuck = documents_stuck(stuck_after=settings.SLUICE_INGEST_STUCK_AFTER, limit=10_000).values("pk")
+        retried = list(queryset.filter(status=Document.Status.FAILED) | queryset.filter(pk__in=stuck))
+        for document in retried:
             document_reindex(document=document)
-        skipped = queryset.count() - len(failed)
-        self.message_user(request, f"{len(failed)} failed document(s) queued again"
-                          + (f"; {skipped} not failed, left alone" if skipped else ""), messages.SUCCESS)
+        skipped = queryset.count() - len(retried)
+        self.message_user(request, f"{len(retried)} failed or stuck document(s) queued again"
+                          + (f"; {skipped} neither, left alone" if skipped else ""), messages.SUCCESS)
 
     @admin.action(description="Reindex the selected documents (re-parse, re-chunk, re-embed)")
     def reindex(self, request, queryset):

@@ -12,14 +12,14 @@ class DocumentsConfig(AppConfig):
         from workers.periodic import periodic_register
         from workers.recovery import message_dead_lettered
 
-        from .services.ingestion import document_dead_lettered, documents_reconcile
+        from .services.ingestion import INGEST_TASK, document_dead_lettered, documents_reconcile
 
         # docs/ingestion.md, "Recovery": stuck documents are re-enqueued by one worker.
         periodic_register(name="documents-reconcile", run=documents_reconcile,
                           interval=lambda: settings.SLUICE_RECONCILE_INTERVAL)
 
         def dead_lettered(sender=None, kwargs=None, reason="", **_):
-            if sender == "sluice.documents.ingest":  # (Celery matches senders by identity)
+            if sender == INGEST_TASK:  # (Celery matches senders by identity, so by name here)
                 document_dead_lettered(kwargs=kwargs or {}, reason=reason)
 
         message_dead_lettered.connect(dead_lettered, weak=False)

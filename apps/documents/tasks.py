@@ -13,10 +13,12 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
+from workers.faults import fault_point
 from workers.queues import Priority, Queue
 from workers.tasks import task
 
 from .services.ingestion import (
+    INGEST_TASK,
     Step,
     document_ingest_step,
     ingest_pending_clear,
@@ -31,16 +33,16 @@ STEP_SOFT_TIME_LIMIT = 300
 STEP_TIME_LIMIT = STEP_SOFT_TIME_LIMIT + 30
 # Errors of a part that is down or restarting: the step is tried again later.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, redis.RedisError, BrokerError, ConnectionError)
-BROKER_ERRORS = (redis.RedisError, BrokerError, ConnectionError)
 
 
 def document_ingest_enqueue(*, document_id: int, version: int) -> bool:
     """Queue the next ingestion step; False (logged) when the broker cannot be reached:
     the document is not lost, the reconciler queues it once the broker is back."""
     try:
+        fault_point("ingest.enqueue", document_id=document_id)
         document_ingest.apply_async(kwargs={"document_id": document_id, "version": version},
                                     priority=int(Priority.BULK))
-    except BROKER_ERRORS as exc:
+    except Exception as exc:  # the broker (or its connection) failed: never lose the document
         logger.warning("document %s version %s: could not queue its ingestion step (%r); the reconciler "
                        "queues it once the broker is reachable", document_id, version, exc)
         return False
@@ -49,7 +51,7 @@ def document_ingest_enqueue(*, document_id: int, version: int) -> bool:
 
 
 @task(
-    name="sluice.documents.ingest",
+    name=INGEST_TASK,
     queue=Queue.EMBED,
     bind=True,
     acks_late=True,
@@ -83,8 +85,8 @@ def document_ingest(self, *, document_id: int, version: int) -> str:
     except Exception as exc:  # anything else is final for this version, with its reason
         logger.exception("document %s version %s: ingestion step failed", document_id, version)
         outcome = mark_failed_unexpected(document_id=document_id, version=version, exc=exc)
-    if outcome == Step.CONTINUE:
-        document_ingest_enqueue(document_id=document_id, version=version)
-    else:
+    if outcome != Step.CONTINUE or not document_ingest_enqueue(document_id=document_id, version=version):
+        # Final, or the next step could not be queued: no message is pending, so the
+        # reconciler picks the document up once it has been still for a while.
         ingest_pending_clear(document_id=document_id)
     return outcome

@@ -1,13 +1,20 @@
 """The admin site: Django's, plus the queue page (``/admin/queues/``): depth and oldest
 message per queue and priority, live workers, unacknowledged (running or stuck) work,
-purge and requeue with a confirmation step, and a link to Flower. Staff only."""
+purge and requeue with a confirmation step, the dead-letter list (retry or discard each
+message), and a link to Flower. Staff only."""
+import logging
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from workers.recovery import dead_letter_count, dead_letter_discard, dead_letter_retry, dead_letters
+
 from .queues import queue_list_keys, queue_list_purge, queues_state, unacked_requeue, unacked_stale
+
+logger = logging.getLogger("apps.operations.queues")
 
 
 class SluiceAdminSite(admin.AdminSite):
@@ -20,6 +27,7 @@ class SluiceAdminSite(admin.AdminSite):
             path("queues/", self.admin_view(self.queues_view), name="queues"),
             path("queues/purge/", self.admin_view(self.queue_purge_view), name="queues-purge"),
             path("queues/requeue/", self.admin_view(self.unacked_requeue_view), name="queues-requeue"),
+            path("queues/dead-letter/", self.admin_view(self.dead_letter_view), name="queues-dead-letter"),
             *super().get_urls(),
         ]
 
@@ -30,7 +38,8 @@ class SluiceAdminSite(admin.AdminSite):
         from .overload.admission import overload_overview
 
         context = {**self.each_context(request), "title": "Queues", "queues": queues_state(),
-                   "overload": overload_overview(),
+                   "overload": overload_overview(), "dead_letters": dead_letters(limit=50),
+                   "dead_letter_count": dead_letter_count(), "max_deaths": settings.SLUICE_TASK_MAX_DEATHS,
                    "stuck_after_s": int(settings.SLUICE_ADMIN_STUCK_AFTER)}
         return TemplateResponse(request, "admin/sluice/queues.html", context)
 
@@ -63,3 +72,21 @@ class SluiceAdminSite(admin.AdminSite):
         context = {**self.each_context(request), "title": "Requeue stuck work?", "older_than_s": older_than_s,
                    "stale": unacked_stale(older_than_s=older_than_s)}
         return TemplateResponse(request, "admin/sluice/queue_requeue.html", context)
+
+    def dead_letter_view(self, request):
+        """POST ``task_id`` and ``action`` (``retry``: send it again with its start count
+        reset; ``discard``: drop it from the list)."""
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:queues") + "#dead-letter")
+        task_id, action = request.POST.get("task_id", ""), request.POST.get("action", "")
+        actor = f"admin user {request.user.username}"
+        if action == "retry" and dead_letter_retry(task_id=task_id):
+            logger.warning("%s sent dead-lettered task %s again", actor, task_id)
+            messages.success(request, f"task {task_id} sent again (its document, if any, stays failed until "
+                                      "the step runs: reindexing the document is the usual retry)")
+        elif action == "discard" and dead_letter_discard(task_id=task_id):
+            logger.warning("%s discarded dead-lettered task %s", actor, task_id)
+            messages.success(request, f"task {task_id} removed from the dead-letter list")
+        else:
+            messages.error(request, f"no dead-lettered task {task_id!r} (or unknown action {action!r})")
+        return HttpResponseRedirect(reverse("admin:queues") + "#dead-letter")

@@ -226,6 +226,7 @@ class Step:
 # -- pending-message marks and the reconciler --------------------------------------------
 
 PENDING_KEY = "sluice:ingest:pending:{document_id}"
+INGEST_TASK = "sluice.documents.ingest"
 # A queued step's mark outlives any realistic queue wait; a running step's lasts its time limit.
 PENDING_QUEUED_TTL = 24 * 3600
 NOT_FINAL = (Document.Status.QUEUED, Document.Status.PARSING, Document.Status.EMBEDDING)
@@ -249,10 +250,27 @@ def ingest_pending_clear(*, document_id: int) -> None:
 
 
 def _pending_versions(document_ids: list[int]) -> dict[int, int]:
+    """Document id -> version of the ingestion message known to be queued or running.
+
+    A ``queued`` mark is written after the publish succeeded (in the same Redis, so a
+    mark that survived a Redis crash implies its message did). A ``running`` mark can
+    outlive its message (the step's worker lost Redis before it could queue the next
+    step or clear the mark): it counts only while a delivered, unacknowledged message
+    for the document exists."""
+    from workers.recovery import unacked_kwargs
+
     if not document_ids:
         return {}
     marks = state_redis().mget([PENDING_KEY.format(document_id=i) for i in document_ids])
-    return {i: int(m.split(b":", 1)[0]) for i, m in zip(document_ids, marks) if m}
+    pending, running = {}, {}
+    for document_id, mark in zip(document_ids, marks):
+        if mark:
+            version, _, state = mark.decode().partition(":")
+            (running if state == "running" else pending)[document_id] = int(version)
+    if running:
+        held = {(k.get("document_id"), k.get("version")) for k in unacked_kwargs(task_name=INGEST_TASK)}
+        pending.update({i: v for i, v in running.items() if (i, v) in held})
+    return pending
 
 
 def documents_stuck(*, stuck_after: float, limit: int = 500):
@@ -293,13 +311,16 @@ def documents_reconcile(*, stuck_after: float | None = None, limit: int = 500) -
     return counts
 
 
+DEAD_LETTERED_PREFIX = "ingestion stopped:"
+
+
 def document_dead_lettered(*, kwargs: dict, reason: str) -> None:
     """An ingestion step was dead-lettered (workers/recovery.py): the document fails with why."""
     document_id, version = kwargs.get("document_id"), kwargs.get("version")
     if document_id is None or version is None:
         return
     mark_failed(document_id=document_id, version=version, message=(
-        f"ingestion stopped: {reason}. The file may be too large or pathological for the worker (memory, "
+        f"{DEAD_LETTERED_PREFIX} {reason}. The file may be too large or pathological for the worker (memory, "
         "time); fix or split it, then reindex the document (the admin's dead-letter list shows the step)."))
     ingest_pending_clear(document_id=document_id)
 
