@@ -441,6 +441,8 @@ def main() -> int:
         fault["search_500"] = fault["searches"].get("500", 0)
         fault["upload_500"] = fault["uploads"].get("500", 0)
         fault["search_failed"] = sum(v for k, v in fault["searches"].items() if k != "200")
+        fault["slowest_ok_s"] = max((done - sent for sent, done, s in search.rows
+                                     if s == 200 and fault["t_fault"] <= done < end), default=None)
         back = fault.get("t_back")
         fault["back_after_s"] = (back - fault["t_fault"]) if back else None
         if back:
@@ -458,12 +460,14 @@ def main() -> int:
     total = now() - started
     print(f"\nfaults under load: {args.rate:g} searches/s ({args.search_threads} clients), one upload every "
           f"{args.upload_every:g} s, {args.pause:g} s between faults; run took {total / 60:.1f} min")
-    print(f"{'fault':<40}{'searches by status':<34}{'500s':>5}{'part back s':>12}{'searches ok s':>14}"
-          f"{'last fail s':>12}  uploads by status")
+    print("  (part back: from the fault until the part runs again; searches ok: from then until the first 200;")
+    print("   last fail: the last failed search after the part was back; slowest: the slowest 200 in the window)")
+    print(f"{'fault':<40}{'searches by status':<24}{'500s':>5}{'part back s':>12}{'searches ok s':>14}"
+          f"{'last fail s':>12}{'slowest s':>10}  uploads by status")
     for f in faults:
-        print(f"{f['name']:<40}{_fmt_counts(f['searches']):<34}{f['search_500'] + f['upload_500']:>5}"
+        print(f"{f['name']:<40}{_fmt_counts(f['searches']):<24}{f['search_500'] + f['upload_500']:>5}"
               f"{sec(f['back_after_s']):>12}{sec(f.get('searches_ok_s')):>14}{sec(f.get('last_failure_after_back_s')):>12}"
-              f"  {_fmt_counts(f['uploads'])}")
+              f"{sec(f['slowest_ok_s']):>10}  {_fmt_counts(f['uploads'])}")
     for f in faults:
         extra = []
         if "up_s" in f:

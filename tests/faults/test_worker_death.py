@@ -61,7 +61,8 @@ def test_embed_worker_main_killed_mid_document_finishes_within_60s(recovered, ke
         list(Chunk.objects.filter(document_id=clean["id"]).order_by("ordinal").values_list("text", flat=True))
 
 
-def test_a_message_that_kills_its_worker_is_dead_lettered_and_its_document_fails(recovered, client, collection):
+def test_a_message_that_kills_its_worker_is_dead_lettered_and_its_document_fails(recovered, client, collection,
+                                                                                  admin):
     doc = _upload(client, collection["id"], "A step that kills its worker process every time it runs.")
     fault_arm("ingest.embed", action="kill", document_id=doc["id"])
     try:
@@ -73,6 +74,10 @@ def test_a_message_that_kills_its_worker_is_dead_lettered_and_its_document_fails
     assert fault_hits("ingest.embed") == settings.SLUICE_TASK_MAX_DEATHS  # never run a 4th time
     entry = next(e for e in dead_letters() if e["kwargs"].get("document_id") == doc["id"])
     assert entry["task"] == "sluice.documents.ingest" and entry["queue"] == "embed"
+    # The admin lists it among the dead-lettered documents and on the queue page.
+    listed = admin.get("/admin/documents/document/?health=dead_lettered").text
+    assert f"/admin/documents/document/{doc['id']}/change/" in listed
+    assert entry["task_id"] in admin.get("/admin/queues/").text
     # A reindex (the admin's retry) starts over and succeeds.
     assert client.post(f"/documents/{doc['id']}/reindex/").status_code == 202
     assert wait_document(client, doc["id"])["status"] == "ready"

@@ -89,3 +89,27 @@ def test_unacknowledged_work_is_shown_and_requeued_after_confirmation(stack, adm
         assert "Requeued 1 unacknowledged message(s)" in admin.get("/admin/queues/").text
     finally:
         result.revoke()
+
+
+def test_dead_letter_list_shows_messages_and_retry_or_discard_them(stack, admin, live_db):
+    import uuid
+
+    from celery.result import AsyncResult
+
+    from workers.recovery import dead_letter, dead_letters
+
+    retried, discarded = str(uuid.uuid4()), str(uuid.uuid4())
+    for task_id in (retried, discarded):
+        dead_letter(task_name="sluice.operations.ping", task_id=task_id, queue=Queue.RETRIEVE.value,
+                    args=("from the dead-letter list",), kwargs={}, reason="its worker died 3 times (drill)")
+    section = re.search(r'<div class="module" id="dead-letter">(.*?)</div>', admin.get("/admin/queues/").text,
+                        re.S).group(1)
+    assert retried in section and discarded in section and "its worker died 3 times (drill)" in section
+
+    assert admin_post(admin, "/admin/queues/dead-letter/", {"task_id": retried, "action": "retry"}).status_code == 302
+    assert AsyncResult(retried).get(timeout=30)["payload"] == "from the dead-letter list"  # it ran again
+    assert admin_post(admin, "/admin/queues/dead-letter/", {"task_id": discarded, "action": "discard"}).status_code == 302
+    remaining = {entry["task_id"] for entry in dead_letters()}
+    assert retried not in remaining and discarded not in remaining
+    page = admin.get("/admin/queues/").text
+    assert retried not in page and discarded not in page

@@ -180,6 +180,7 @@ def test_every_sluice_setting_can_be_set_for_the_compose_containers():
         "DJANGO_STATIC_ROOT",  # the image's, collected at build time
         "SLUICE_METRICS_PUBLIC",  # /metrics always needs the token in production
         "SLUICE_EMBEDDING_HASH_DELAY",  # tests only
+        "SLUICE_FAULT_INJECTION",  # tests only; production.py refuses it
     }
     settings_ = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", root, re.M))
     missing = sorted(settings_ - embedded_only - never_in_production - set(env))
