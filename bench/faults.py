@@ -401,6 +401,7 @@ def main() -> int:
 
             acked = ingest.acked + extra_acked
             all_ids = base_ids + acked
+            connections.close_all()  # this process's connections died with the primary restart
             final_started = now()
             final_s, _ = _final_at(all_ids, since=final_started, limit=args.final_wait)
 

@@ -9,7 +9,8 @@ from django.conf import settings
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SLUICE_API_BASIC"))}
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("DJANGO_", "SLUICE_API_BASIC", "SLUICE_FAULT_INJECTION"))}
     environment.update({"DJANGO_SETTINGS_MODULE": "ragproject.settings.production", **env})
     return subprocess.run([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=environment,
                           capture_output=True, text=True, timeout=120)
@@ -38,3 +39,9 @@ def test_check_deploy_passes_and_production_is_locked_down():
 def test_production_refuses_a_weak_secret():
     result = _manage("check", DJANGO_SECRET_KEY="short", DJANGO_ALLOWED_HOSTS="sluice.example.com")
     assert result.returncode != 0 and "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_fault_injection():
+    result = _manage("check", DJANGO_SECRET_KEY=secrets.token_urlsafe(64), DJANGO_ALLOWED_HOSTS="sluice.example.com",
+                     SLUICE_FAULT_INJECTION="true")
+    assert result.returncode != 0 and "SLUICE_FAULT_INJECTION must be off in production" in result.stderr
