@@ -3,7 +3,7 @@
     .venv/bin/python bench/overload.py [--seconds S] [--levels 0.5,1,2,4] [--plot docs/overload.png]
 
 A fresh bench stack (the real embedding model) answers from the TGI stand-in
-(tests/support/tgi_standin.py) at a fixed capacity: ``--slots`` concurrent generations at
+(devstack/tgi_standin) at a fixed capacity: ``--slots`` concurrent generations at
 ``--tokens-per-second`` for ``--answer-tokens`` tokens each. Capacity is first *measured*:
 a closed loop of unique interactive questions keeps every slot busy for a while, and the
 answers per second it gets is 1x. Then an open-loop asyncio client (Poisson arrivals, one
@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.tgi_standin import TGIStandIn  # noqa: E402
+from devstack.tgi_standin import TGIStandIn  # noqa: E402
 
 CLASSES = ("critical", "interactive", "batch")
 MIX = {"critical": 0.1, "interactive": 0.5, "batch": 0.4}
@@ -233,7 +233,7 @@ def main() -> int:
                     overload_policy_update(shedding_enabled=(mode == "on"))
                     # Each run starts from empty caches, queues and breaker: the same conditions.
                     from workers.state import cache_redis
-                    from apps.retrieval.models import SemanticCacheEntry
+                    from apps.query.models import SemanticCacheEntry
 
                     for key in cache_redis().scan_iter("sluice:answer:*"):
                         cache_redis().delete(key)

@@ -59,7 +59,7 @@ def main() -> int:
             print(f"corpus: {len(ids)} documents, {chunks} chunks; {args.requests} requests per path")
 
             from apps.documents.services.embedding import texts_embed
-            from apps.generation.services.answering import answer_compose
+            from apps.query.generate import answer_compose
             from apps.retrieval.selectors import chunks_search
 
             texts_embed(texts=["warm-up"])  # load the model in this process, as the worker did at start-up

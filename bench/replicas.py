@@ -31,7 +31,7 @@ import httpx  # noqa: E402
 from query_overhead import QUESTIONS, percentile  # noqa: E402
 
 from apps.documents.models import Chunk, Document  # noqa: E402
-from ragproject.dbrouters import replica_monitor_stop  # noqa: E402
+from apps.replicas.monitor import replica_monitor_stop  # noqa: E402
 from tests.helpers import reads_settled  # noqa: E402
 from workers.heartbeat import live_workers  # noqa: E402
 from workers.queues import Queue  # noqa: E402
@@ -130,7 +130,7 @@ def _phase(api, collection_id: int, *, clients: int, seconds: float, tag: str) -
 def _routing_cost(collection_id: int, n: int = 2000) -> tuple[float, float]:
     """Microseconds one routing decision takes in this process (cached replica states; the
     write-token lookup is one Redis round trip), and a bare Redis PING for comparison."""
-    from ragproject.dbrouters import replica_route
+    from apps.replicas.routing import replica_route
     from workers.state import state_redis
 
     scopes = [f"collection:{collection_id}"]

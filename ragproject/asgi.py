@@ -1,14 +1,17 @@
 """ASGI entry point: the web tier runs under uvicorn so streaming and long waits do not
 hold a thread per request. Request bodies over the size limits are refused before Django
-reads them (apps/operations/api/bodylimit.py)."""
+reads them: ``SLUICE_ASGI_WRAPPERS`` (settings) wrap the Django application, innermost
+first (apps/operations/api/bodylimit.py)."""
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
+from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ragproject.settings.local")
 
 django_application = get_asgi_application()
 
-from apps.operations.api.bodylimit import BodySizeLimit  # noqa: E402  (needs Django set up)
-
-application = BodySizeLimit(django_application)
+application = django_application
+for _wrapper in settings.SLUICE_ASGI_WRAPPERS:
+    application = import_string(_wrapper)(application)

@@ -40,7 +40,7 @@ def stack(django_db_blocker):
     with django_db_blocker.unblock():
         s.up(echo=_echo)
     yield s
-    from ragproject.dbrouters import replica_monitor_stop
+    from apps.replicas.monitor import replica_monitor_stop
     from tests.helpers import postgres_signal_lines
 
     replica_monitor_stop()  # this process's replica checks would only report the shutdown
@@ -154,7 +154,7 @@ def tgi(stack, request):
     tier), for the module; its settings come from the module's ``TGI_SETTINGS`` and the
     generation environment from ``TGI_ENV``. Afterwards the stack is extractive again."""
     from tests.helpers import generation_use
-    from tests.support.tgi_standin import TGIStandIn
+    from devstack.tgi_standin import TGIStandIn
 
     standin = TGIStandIn(**request.module.TGI_SETTINGS)
     standin.start()
@@ -162,3 +162,27 @@ def tgi(stack, request):
     yield standin
     generation_use(stack, None)
     standin.stop()
+
+
+# A small ingested corpus with metadata, for the search and query tests (tests/retrieval,
+# tests/query).
+DOCS = [
+    ("Volcanoes", "Volcanoes erupt molten lava and ash when magma rises through the crust.", {"lang": "en", "topic": "geology"}),
+    ("Bread", "Bakers knead dough and let the yeast ferment before baking bread in hot ovens.", {"lang": "en", "topic": "food"}),
+    ("Pain", "Le boulanger pétrit la pâte et cuit le pain dans un four chaud.", {"lang": "fr", "topic": "food"}),
+]
+
+
+@pytest.fixture
+def corpus(client, collection):
+    from tests.helpers import wait_document
+
+    ids = {}
+    for title, text, metadata in DOCS:
+        response = client.post(f"/collections/{collection['id']}/documents/", json={"title": title, "text": text, "metadata": metadata})
+        ids[title] = response.json()["documents"][0]["id"]
+    for document_id in ids.values():
+        assert wait_document(client, document_id)["status"] == "ready"
+    return ids
+
+

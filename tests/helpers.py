@@ -102,7 +102,7 @@ def admin_post(client, path: str, data: dict):
 def reads_settled() -> dict[str, float]:
     """sluice_db_reads_total per database alias once every process has flushed its counts
     (each flushes once a second): for tests and bench/replicas.py."""
-    from ragproject.dbrouters import reads_by_alias
+    from apps.replicas.monitor import reads_by_alias
 
     last = reads_by_alias()
     while True:

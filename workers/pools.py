@@ -31,14 +31,15 @@ def role_queue(role: str) -> Queue | None:
     return next((q for q in Queue if worker_role(q) == role), None)
 
 
+def _celery(python: str | None) -> list[str]:
+    """``python -m celery -A ragproject``: the start of every Celery command line."""
+    return [python or sys.executable, "-m", "celery", "-A", "ragproject"]
+
+
 def worker_argv(*, queue: Queue, python: str | None = None) -> list[str]:
     """The command line that starts the worker pool for ``queue``."""
     return [
-        python or sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "ragproject",
+        *_celery(python),
         "worker",
         "--queues",
         queue.value,
@@ -60,11 +61,7 @@ def flower_argv(*, port: int, address: str, python: str | None = None) -> list[s
     """Flower's command line; its basic auth is passed as FLOWER_BASIC_AUTH in the
     environment so the password does not show up in ``ps``."""
     return [
-        python or sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "ragproject",
+        *_celery(python),
         "flower",
         f"--port={port}",
         f"--address={address}",

@@ -1,9 +1,12 @@
-"""Every queue Sluice uses, declared once, and the priorities inside a queue.
+"""Every queue Sluice uses, declared once, the priorities inside a queue, and the request
+classes that map onto them (docs/queues.md, docs/overload.md).
 
 Each queue has its own worker pool (``stack up`` starts one per queue; in production one
 deployment per queue), so heavy work on one never starves another.
 """
 import enum
+
+from django.db import models
 
 
 class Queue(enum.StrEnum):
@@ -34,6 +37,31 @@ class Priority(enum.IntEnum):
     BATCH = 6
     BULK = 9
     DEFAULT = INTERACTIVE
+
+
+class PriorityClass(models.TextChoices):
+    """The class of a request (an API key's ``priority``), highest first: the one
+    definition overload control, the API and API keys use (docs/overload.md)."""
+
+    CRITICAL = "critical"
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+    @property
+    def priority(self) -> "Priority":
+        """Its message priority inside a queue."""
+        return Priority[self.name]
+
+    @property
+    def rank(self) -> int:
+        """batch 0 < interactive 1 < critical 2: a request may lower its class, never raise it."""
+        return len(PriorityClass) - 1 - list(PriorityClass).index(self)
+
+    @property
+    def generate_queue(self) -> "Queue":
+        """Batch answers have a generate pool of their own, so they never occupy the threads
+        interactive answers need."""
+        return Queue.GENERATE_BATCH if self is PriorityClass.BATCH else Queue.GENERATE
 
 
 # Redis emulates priorities with one list per step: `embed`, `embed:3`, `embed:9`, ...

@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from celery import current_task, signals
+from celery import current_app, current_task, signals
 from celery.utils.dispatch import Signal
 
 from .state import broker_redis, state_redis
@@ -139,8 +139,6 @@ def unacked_kwargs(*, task_name: str) -> list[dict]:
 def dead_workers_requeue() -> int:
     """Put the unacknowledged messages of every worker instance whose heartbeat has gone
     back on their queues; returns how many were requeued. Run by one process at a time."""
-    from ragproject.celery import app
-
     redis = state_redis()
     instances = [i.decode() for i in redis.smembers(INSTANCES_KEY)]
     requeued = 0
@@ -152,7 +150,7 @@ def dead_workers_requeue() -> int:
         pending = [tag for tag, payload in zip(tags, broker_redis().hmget(UNACKED_KEY, tags) if tags else [])
                    if payload is not None]
         if pending:
-            with app.connection_for_write() as connection:
+            with current_app.connection_for_write() as connection:
                 qos = connection.default_channel.qos
                 for tag in pending:
                     # Atomic (WATCH on the hash): a message acknowledged meanwhile is skipped.
@@ -233,15 +231,13 @@ def dead_letter_count() -> int:
 
 def dead_letter_retry(*, task_id: str) -> bool:
     """Send a dead-lettered message once more (its start count reset); False if unknown."""
-    from ragproject.celery import app
-
     redis = state_redis()
     for raw in redis.lrange(DEAD_LETTER_KEY, 0, -1):
         entry = json.loads(raw)
         if entry["task_id"] != task_id:
             continue
         redis.delete(STARTS_KEY.format(task_id=task_id))
-        app.send_task(entry["task"], args=entry["args"], kwargs=entry["kwargs"], queue=entry["queue"],
+        current_app.send_task(entry["task"], args=entry["args"], kwargs=entry["kwargs"], queue=entry["queue"],
                       task_id=task_id)
         redis.lrem(DEAD_LETTER_KEY, 1, raw)
         logger.info("dead-lettered task %s (%s) sent again", task_id, entry["task"])

@@ -8,7 +8,7 @@ pools share one process and run them on ``worker_init``.
 import logging
 import time
 
-from celery import signals
+from celery import current_app, signals
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -29,9 +29,7 @@ def run_preload_hooks(app) -> None:
 
 @signals.worker_process_init.connect
 def _preload_in_child(**kwargs) -> None:
-    from ragproject.celery import app
-
-    run_preload_hooks(app)
+    run_preload_hooks(current_app)
 
 
 @signals.worker_init.connect

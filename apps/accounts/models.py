@@ -7,13 +7,7 @@ A key is shown once, when it is created; only its SHA-256 is stored, with a shor
 from django.conf import settings
 from django.db import models
 
-
-class PriorityClass(models.TextChoices):
-    """The class of work a key's requests belong to (read by overload control)."""
-
-    CRITICAL = "critical"
-    INTERACTIVE = "interactive"
-    BATCH = "batch"
+from workers.queues import PriorityClass
 
 
 class ApiKey(models.Model):

@@ -7,7 +7,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.throttling import SimpleRateThrottle
 
-from .models import ApiKey, PriorityClass
+from workers.queues import PriorityClass
+
+from .models import ApiKey
 
 logger = logging.getLogger(__name__)
 

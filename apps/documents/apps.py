@@ -12,6 +12,7 @@ class DocumentsConfig(AppConfig):
         from workers.periodic import periodic_register
         from workers.recovery import message_dead_lettered
 
+        from .services.embedding import embedding_cache_gauges_register
         from .services.ingestion import INGEST_TASK, document_dead_lettered, documents_reconcile
 
         # docs/ingestion.md, "Recovery": stuck documents are re-enqueued by one worker.
@@ -23,3 +24,5 @@ class DocumentsConfig(AppConfig):
                 document_dead_lettered(kwargs=kwargs or {}, reason=reason)
 
         message_dead_lettered.connect(dead_lettered, weak=False)
+
+        embedding_cache_gauges_register()  # the embedding cache's gauges on /metrics

@@ -1,13 +1,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .api.views import (
-    CollectionDocumentsApi,
-    CollectionShareDetailApi,
-    CollectionSharesApi,
-    CollectionViewSet,
-    DocumentViewSet,
-)
+from .api.collections import CollectionShareDetailApi, CollectionSharesApi, CollectionViewSet
+from .api.documents import CollectionDocumentsApi, DocumentViewSet
 
 router = SimpleRouter()
 router.register("collections", CollectionViewSet, basename="collection")

@@ -17,6 +17,20 @@ from .queues import queue_list_keys, queue_list_purge, queues_state, unacked_req
 logger = logging.getLogger("apps.operations.queues")
 
 
+def _actor(request) -> str:
+    return f"admin user {request.user.username}"
+
+
+def _confirmed(request) -> bool:
+    """The repair was confirmed on its confirmation page."""
+    return request.method == "POST" and request.POST.get("confirm") == "yes"
+
+
+def _back_to_queues(request, message: str, *, error: bool = False, anchor: str = "") -> HttpResponseRedirect:
+    (messages.error if error else messages.success)(request, message)
+    return HttpResponseRedirect(reverse("admin:queues") + anchor)
+
+
 class SluiceAdminSite(admin.AdminSite):
     site_header = "Sluice administration"
     site_title = "Sluice admin"
@@ -46,12 +60,10 @@ class SluiceAdminSite(admin.AdminSite):
     def queue_purge_view(self, request):
         key = request.POST.get("key") or request.GET.get("key", "")
         if key not in queue_list_keys():
-            messages.error(request, f"{key!r} is not a queue list")
-            return HttpResponseRedirect(reverse("admin:queues"))
-        if request.method == "POST" and request.POST.get("confirm") == "yes":
-            removed = queue_list_purge(key=key, actor=f"admin user {request.user.username}")
-            messages.success(request, f"purged {removed} waiting message(s) from {key}")
-            return HttpResponseRedirect(reverse("admin:queues"))
+            return _back_to_queues(request, f"{key!r} is not a queue list", error=True)
+        if _confirmed(request):
+            removed = queue_list_purge(key=key, actor=_actor(request))
+            return _back_to_queues(request, f"purged {removed} waiting message(s) from {key}")
         depth = next((lst.depth for q in queues_state() for lst in q.lists if lst.key == key), 0)
         context = {**self.each_context(request), "title": f"Purge {key}?", "key": key, "depth": depth}
         return TemplateResponse(request, "admin/sluice/queue_purge.html", context)
@@ -63,12 +75,10 @@ class SluiceAdminSite(admin.AdminSite):
             if older_than_s < 0:
                 raise ValueError
         except ValueError:
-            messages.error(request, f"older_than_s must be a number of seconds, not {raw!r}")
-            return HttpResponseRedirect(reverse("admin:queues"))
-        if request.method == "POST" and request.POST.get("confirm") == "yes":
-            count = unacked_requeue(older_than_s=older_than_s, actor=f"admin user {request.user.username}")
-            messages.success(request, f"requeued {count} unacknowledged message(s) older than {older_than_s:.0f}s")
-            return HttpResponseRedirect(reverse("admin:queues"))
+            return _back_to_queues(request, f"older_than_s must be a number of seconds, not {raw!r}", error=True)
+        if _confirmed(request):
+            count = unacked_requeue(older_than_s=older_than_s, actor=_actor(request))
+            return _back_to_queues(request, f"requeued {count} unacknowledged message(s) older than {older_than_s:.0f}s")
         context = {**self.each_context(request), "title": "Requeue stuck work?", "older_than_s": older_than_s,
                    "stale": unacked_stale(older_than_s=older_than_s)}
         return TemplateResponse(request, "admin/sluice/queue_requeue.html", context)
@@ -79,14 +89,13 @@ class SluiceAdminSite(admin.AdminSite):
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:queues") + "#dead-letter")
         task_id, action = request.POST.get("task_id", ""), request.POST.get("action", "")
-        actor = f"admin user {request.user.username}"
         if action == "retry" and dead_letter_retry(task_id=task_id):
-            logger.warning("%s sent dead-lettered task %s again", actor, task_id)
-            messages.success(request, f"task {task_id} sent again (its document, if any, stays failed until "
-                                      "the step runs: reindexing the document is the usual retry)")
-        elif action == "discard" and dead_letter_discard(task_id=task_id):
-            logger.warning("%s discarded dead-lettered task %s", actor, task_id)
-            messages.success(request, f"task {task_id} removed from the dead-letter list")
-        else:
-            messages.error(request, f"no dead-lettered task {task_id!r} (or unknown action {action!r})")
-        return HttpResponseRedirect(reverse("admin:queues") + "#dead-letter")
+            logger.warning("%s sent dead-lettered task %s again", _actor(request), task_id)
+            return _back_to_queues(request, f"task {task_id} sent again (its document, if any, stays failed until "
+                                            "the step runs: reindexing the document is the usual retry)",
+                                   anchor="#dead-letter")
+        if action == "discard" and dead_letter_discard(task_id=task_id):
+            logger.warning("%s discarded dead-lettered task %s", _actor(request), task_id)
+            return _back_to_queues(request, f"task {task_id} removed from the dead-letter list", anchor="#dead-letter")
+        return _back_to_queues(request, f"no dead-lettered task {task_id!r} (or unknown action {action!r})",
+                               error=True, anchor="#dead-letter")

@@ -1,10 +1,12 @@
-"""Prometheus metrics for the whole deployment, served by the web tier at ``/metrics``.
+"""Prometheus metrics for the whole deployment: the recording half, imported by every app
+and importing none (the web tier serves them at ``/metrics``, ``views.metrics_view``).
 
 Any process records (web, every worker pool, on any host): counters and histograms are
 kept in Redis (the state database) with one pipelined write per observation, so one
 scrape of any web process shows cluster-wide figures without a Prometheus push gateway
 or a scrape target per Celery worker. Gauges that describe the present (queue depths,
-replica lag, breaker state) are computed at scrape time by *gauge sources*.
+replica lag, breaker state) are computed at scrape time by *gauge sources*, which the
+app that owns each registers with ``gauge_source`` in its ``AppConfig.ready()``.
 
 Declare a metric once with ``counter(...)``/``histogram(...)`` (module level, in the app
 that owns it), then record with ``metric_inc``/``metric_observe``. Recording never raises:
@@ -23,8 +25,7 @@ import math
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
-from django.http import HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from workers.state import state_redis
@@ -219,21 +220,3 @@ def metrics_render() -> bytes:
     registry.register(_RedisCollector())
     return generate_latest(registry)
 
-
-def metrics_view(request):
-    """``GET /metrics``: Prometheus text format. With ``SLUICE_METRICS_TOKEN`` set, the
-    scraper must send ``Authorization: Bearer <token>``; without one the endpoint is open
-    only where ``SLUICE_METRICS_PUBLIC`` allows it (local and test stacks), so production
-    never exposes it by accident."""
-    from apps.operations import gauges  # noqa: F401  (registers the scrape-time gauges)
-    from apps.operations.overload import admission  # noqa: F401  (queue wait estimates)
-
-    token = settings.SLUICE_METRICS_TOKEN
-    if token:
-        if request.headers.get("Authorization", "") != f"Bearer {token}":
-            return HttpResponse("metrics need Authorization: Bearer <SLUICE_METRICS_TOKEN>\n", status=401,
-                                content_type="text/plain", headers={"WWW-Authenticate": "Bearer"})
-    elif not settings.SLUICE_METRICS_PUBLIC:
-        return HttpResponse("metrics are disabled: set SLUICE_METRICS_TOKEN and scrape with it\n", status=403,
-                            content_type="text/plain")
-    return HttpResponse(metrics_render(), content_type=CONTENT_TYPE_LATEST)

@@ -3,11 +3,6 @@ operators change at runtime from the admin (one row; see docs/overload.md)."""
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from apps.accounts.models import PriorityClass
-
-# Highest first; an API key's ``priority`` is one of them (docs/overload.md).
-PRIORITY_CLASSES = tuple(PriorityClass.values)
-
 
 class OverloadPolicy(models.Model):
     """The single row (pk 1) every web process and worker reads, cached for

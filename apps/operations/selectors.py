@@ -1,38 +1,23 @@
 """Read-only views of the running system: the health report."""
 import time
 
-from django.db import connections
 from django.db.utils import Error as DatabaseError
 
-from ragproject.dbrouters import ReplicaState, reads_by_alias, replica_states
+from apps.replicas.connections import PRIMARY, query_one
+from apps.replicas.monitor import ReplicaState, reads_by_alias, replica_states
 from workers.heartbeat import live_workers
 from workers.queues import Queue, queue_redis_keys
 from workers.state import broker_redis, state_redis
 
 
-def _fetchone(alias: str, sql: str) -> tuple:
-    with connections[alias].cursor() as cursor:
-        cursor.execute(sql)
-        return cursor.fetchone()
-
-
-def _drop_connection(alias: str) -> None:
-    # A failed connection must not be reused by the next check in this thread.
-    try:
-        connections[alias].close()
-    except DatabaseError:
-        pass
-
-
 def primary_health() -> dict:
     try:
-        in_recovery, lsn, vector_version = _fetchone(
-            "default",
+        in_recovery, lsn, vector_version = query_one(
+            PRIMARY,
             "SELECT pg_is_in_recovery(), pg_current_wal_lsn()::text,"
             " (SELECT extversion FROM pg_extension WHERE extname = 'vector')",
         )
-    except DatabaseError as exc:
-        _drop_connection("default")
+    except DatabaseError as exc:  # query_one dropped the connection: the next check reconnects
         return {"ok": False, "error": f"cannot query the primary: {exc}".strip()}
     if in_recovery:
         return {"ok": False, "error": "the primary is in recovery (it is a standby)"}
@@ -42,7 +27,7 @@ def primary_health() -> dict:
 
 
 def replica_health(*, state: ReplicaState, reads: float = 0.0, total_reads: float = 0.0) -> dict:
-    """One replica as the router sees it (ragproject/dbrouters.py): ``ok`` when it is a
+    """One replica as the routing sees it (apps/replicas/): ``ok`` when it is a
     reachable standby, ``usable`` when reads go to it (also within the lag limits), its
     lag from LSNs (an idle primary is no lag), and its share of replica-eligible reads."""
     return {

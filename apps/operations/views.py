@@ -1,10 +1,14 @@
-"""Thin HTTP views over the operations selectors."""
+"""Thin HTTP views over the operations selectors and the metrics."""
+from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .metrics import metrics_render
 from .selectors import health_report
 
 
@@ -31,3 +35,19 @@ class HealthApi(APIView):
     def get(self, request):
         report = health_report()
         return Response(report, status=200 if not report["failing"] else 503)
+
+
+def metrics_view(request):
+    """``GET /metrics``: Prometheus text format. With ``SLUICE_METRICS_TOKEN`` set, the
+    scraper must send ``Authorization: Bearer <token>``; without one the endpoint is open
+    only where ``SLUICE_METRICS_PUBLIC`` allows it (local and test stacks), so production
+    never exposes it by accident."""
+    token = settings.SLUICE_METRICS_TOKEN
+    if token:
+        if request.headers.get("Authorization", "") != f"Bearer {token}":
+            return HttpResponse("metrics need Authorization: Bearer <SLUICE_METRICS_TOKEN>\n", status=401,
+                                content_type="text/plain", headers={"WWW-Authenticate": "Bearer"})
+    elif not settings.SLUICE_METRICS_PUBLIC:
+        return HttpResponse("metrics are disabled: set SLUICE_METRICS_TOKEN and scrape with it\n", status=403,
+                            content_type="text/plain")
+    return HttpResponse(metrics_render(), content_type=CONTENT_TYPE_LATEST)

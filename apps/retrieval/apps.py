@@ -4,4 +4,4 @@ from django.apps import AppConfig
 class RetrievalConfig(AppConfig):
     name = "apps.retrieval"
     label = "retrieval"
-    verbose_name = "Retrieval and query"
+    verbose_name = "Retrieval"

@@ -3,7 +3,7 @@ reciprocal rank fusion (RRF), with metadata filters inside the SQL.
 
 Runs on a usable read replica that has replayed the collections' latest writes, else on
 the primary, and is retried elsewhere if the replica fails mid-query
-(``ragproject.dbrouters.replica_read``, docs/replicas.md).
+(``apps.replicas.routing.replica_read``, docs/replicas.md).
 Raw SQL because the ORM cannot say ``SET LOCAL hnsw.*`` or the fusion.
 """
 import dataclasses
@@ -13,7 +13,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connections, transaction
 
-from ragproject.dbrouters import replica_read
+from apps.replicas.routing import replica_read
 
 from .filters import filters_sql
 
@@ -37,7 +37,8 @@ class SearchHit:
         return dataclasses.asdict(self)
 
 
-def _vector_literal(vector: np.ndarray) -> str:
+def vector_literal(vector: np.ndarray) -> str:
+    """A vector in pgvector's text form, for raw SQL parameters (``%s::vector``)."""
     return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vector, dtype=np.float32)) + "]"
 
 
@@ -160,7 +161,7 @@ def chunks_search(
     ctes, params = [], []
     if mode in ("hybrid", "vector"):
         ctes.append(_VECTOR_CTE.format(filters=filter_sql))
-        params += [_vector_literal(query_vector), collection_ids, *filter_params, candidates]
+        params += [vector_literal(query_vector), collection_ids, *filter_params, candidates]
     if mode in ("hybrid", "text"):
         text_sql, text_params = _text_cte(
             query=query, collection_ids=collection_ids, filter_sql=filter_sql, filter_params=filter_params,

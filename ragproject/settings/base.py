@@ -20,10 +20,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served locally
     "apps.operations",
+    "apps.replicas",
     "apps.accounts",
     "apps.documents",
     "apps.retrieval",
     "apps.generation",
+    "apps.query",  # the query path end to end: admission, caches, retrieve, generate, deliver
 ]
 
 MIDDLEWARE = [
@@ -41,6 +43,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "ragproject.urls"
+# ASGI middleware around the Django application (ragproject/asgi.py), innermost first:
+# request bodies over the size limits are refused before Django reads them.
+SLUICE_ASGI_WRAPPERS = ["apps.operations.api.bodylimit.BodySizeLimit"]
 ASGI_APPLICATION = "ragproject.asgi.application"
 WSGI_APPLICATION = "ragproject.wsgi.application"
 

@@ -41,12 +41,12 @@ for _i, _url in enumerate(_replica_urls, start=1):
 # The aliases the router and the health check treat as read replicas, in order.
 SLUICE_REPLICA_ALIASES = [alias for alias in DATABASES if alias != "default"]
 
-# Routing between them (ragproject/dbrouters.py, docs/replicas.md): reads that may use a
+# Routing between them (apps/replicas/, docs/replicas.md): reads that may use a
 # replica skip one that is down or lags more than these limits (bytes: 0 = no limit), and
 # each process re-checks every replica this often (seconds).
 SLUICE_REPLICA_MAX_LAG_SECONDS = env.float("SLUICE_REPLICA_MAX_LAG_SECONDS", default=5.0)
 SLUICE_REPLICA_MAX_LAG_BYTES = env.int("SLUICE_REPLICA_MAX_LAG_BYTES", default=1024 * 1024 * 1024)
 SLUICE_REPLICA_CHECK_INTERVAL = env.float("SLUICE_REPLICA_CHECK_INTERVAL", default=1.0)
 
-DATABASE_ROUTERS = ["ragproject.dbrouters.PrimaryReplicaRouter"]
+DATABASE_ROUTERS = ["apps.replicas.router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -17,7 +17,7 @@ SLUICE_QUERY_EMBED_THREADS = env.int("SLUICE_QUERY_EMBED_THREADS", default=1)
 # Worker start-up hooks per queue (dotted paths, run in every worker process).
 SLUICE_WORKER_PRELOAD = {
     "embed": ["apps.documents.services.embedding.embedder_preload"],
-    "retrieve": ["apps.documents.services.embedding.query_embedder_preload", "ragproject.dbrouters.replica_monitor_start"],
+    "retrieve": ["apps.documents.services.embedding.query_embedder_preload", "apps.replicas.monitor.replica_monitor_start"],
 }
 
 # -- ingestion ----------------------------------------------------------------------------

@@ -1,10 +1,8 @@
 """The test stack: its own data directory and ports, so it never touches a running dev stack."""
-import os
-
-from .env import BASE_DIR
+from .env import BASE_DIR, UNTHROTTLED, environ_defaults
 
 # Defaults only: an environment variable set by the caller still wins.
-for _name, _value in {
+environ_defaults({
     "SLUICE_DATA_DIR": str(BASE_DIR / ".sluice" / "test"),
     "SLUICE_PG_PORT": "25532",
     "SLUICE_REDIS_PORT": "26479",
@@ -32,11 +30,9 @@ for _name, _value in {
     # Overload policy edits (tests change it at runtime, as operators do) apply quickly.
     "SLUICE_OVERLOAD_POLICY_TTL": "0.2",
     # Throttling is tested with per-key rates; the suite's own load tests must not hit it.
-    "SLUICE_THROTTLE_RATE_API": "1000000/min",
-    "SLUICE_THROTTLE_RATE_QUERY": "1000000/min",
+    **UNTHROTTLED,
     "SLUICE_THROTTLE_RATE_ANON": "1000000/min",
-}.items():
-    os.environ.setdefault(_name, _value)
+})
 
 from .local import *  # noqa: E402,F401,F403
 

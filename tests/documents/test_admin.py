@@ -57,8 +57,8 @@ def test_query_log_filters(admin, client, collection, live_db):
     client.post("/query/", json={"collection": collection["id"], "query": "anything logged?"})
     for query in ("outcome__exact=ok", "generator__exact=extractive", "served_by__exact=extractive",
                   "latency=lt100", "latency=100-1000", "latency=none"):
-        response = admin.get(f"/admin/retrieval/querylog/?{query}")
+        response = admin.get(f"/admin/query/querylog/?{query}")
         assert response.status_code == 200, query
-    fast_or_slow = admin.get("/admin/retrieval/querylog/?outcome__exact=ok&latency=gt5000")
+    fast_or_slow = admin.get("/admin/query/querylog/?outcome__exact=ok&latency=gt5000")
     assert "anything logged?" not in fast_or_slow.text
-    assert "anything logged?" in admin.get("/admin/retrieval/querylog/?outcome__exact=ok").text
+    assert "anything logged?" in admin.get("/admin/query/querylog/?outcome__exact=ok").text

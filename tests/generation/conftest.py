@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import eventually
-from tests.support.tgi_standin import TGIStandIn
+from devstack.tgi_standin import TGIStandIn
 
 
 @pytest.fixture(scope="module")

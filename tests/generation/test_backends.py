@@ -1,4 +1,4 @@
-"""Generation backends against a real TGI stand-in server (tests/support/tgi_standin.py).
+"""Generation backends against a real TGI stand-in server (devstack/tgi_standin).
 
 Nothing of ours is mocked: the backends talk HTTP to the stand-in through
 ``huggingface_hub.InferenceClient``, and faults are injected on the server side.
@@ -22,7 +22,7 @@ from apps.generation.services.backends import (
 from apps.generation.services.extractive import EXTRACTIVE_LABEL
 from apps.generation.services.prompting import BuiltPrompt, Passage, prompt_build
 from tests.helpers import eventually
-from tests.support.tgi_standin import EOS_TOKEN_TEXT, TGIStandIn, answer_text
+from devstack.tgi_standin import EOS_TOKEN_TEXT, TGIStandIn, answer_text
 
 ANSWER_TOKENS = 14
 pytestmark = pytest.mark.usefixtures("fresh_standin")

@@ -6,7 +6,8 @@ import pytest
 from django.test import RequestFactory, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from apps.operations.metrics import counter, histogram, metric_inc, metric_observe, metric_value, metrics_view
+from apps.operations.metrics import counter, histogram, metric_inc, metric_observe, metric_value
+from apps.operations.views import metrics_view
 
 pytestmark = pytest.mark.stack
 

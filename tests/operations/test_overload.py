@@ -12,10 +12,10 @@ from django.conf import settings
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from apps.generation.services.capacity import breaker_reset, breaker_state
-from apps.retrieval.models import QueryLog, SemanticCacheEntry
+from apps.operations.overload.breaker import breaker_reset, breaker_state
+from apps.query.models import QueryLog, SemanticCacheEntry
 from tests.helpers import eventually, wait_document
-from tests.retrieval.test_query_api import sse_events
+from tests.query.test_query_api import sse_events
 from workers.load import queue_loads
 
 pytestmark = pytest.mark.stack

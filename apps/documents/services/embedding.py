@@ -20,6 +20,8 @@ import numpy as np
 import redis
 from django.conf import settings
 
+from apps.operations.metrics import gauge_source
+
 logger = logging.getLogger(__name__)
 
 DIM = 384
@@ -166,6 +168,27 @@ def embedding_cache_stats() -> dict[str, int]:
     """Cumulative cache hits and misses (all models)."""
     hits, misses = _cache_redis().mget([STATS_KEY + ":hits", STATS_KEY + ":misses"])
     return {"hits": int(hits or 0), "misses": int(misses or 0)}
+
+
+def _embedding_cache_lookups():
+    stats = embedding_cache_stats()
+    yield {"result": "hit"}, stats["hits"]
+    yield {"result": "miss"}, stats["misses"]
+
+
+def _embedding_cache_hit_ratio():
+    stats = embedding_cache_stats()
+    total = stats["hits"] + stats["misses"]
+    if total:
+        yield {}, stats["hits"] / total
+
+
+def embedding_cache_gauges_register() -> None:
+    """The cache's counters on /metrics, read at scrape time (``DocumentsConfig.ready()``)."""
+    gauge_source("sluice_embedding_cache_lookups", "Embedding cache lookups (Redis, keyed by model and text hash)",
+                 labels=["result"], kind="counter")(_embedding_cache_lookups)
+    gauge_source("sluice_embedding_cache_hit_ratio",
+                 "Embedding cache hits / lookups since the cache's counters began")(_embedding_cache_hit_ratio)
 
 
 def embeddings_store(*, texts: list[str], vectors: np.ndarray) -> None:

@@ -33,12 +33,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ragproject.dbrouters import write_mark
 from apps.operations.metrics import counter, metric_inc
+from apps.replicas.consistency import write_mark
 from workers.faults import fault_point
 from workers.state import state_redis
 
 from ..models import Chunk, Collection, Document, DocumentContent
+from ..signals import document_text_removed
 from .chunking import text_chunk
 from .embedding import DIM, embedder, texts_embed
 from .parsing import ParseError, UnsupportedFormat, document_parse, format_content_type
@@ -88,10 +89,11 @@ def _collection_touch(collection_id: int) -> None:
 
 
 def _answer_caches_purge(*, collection_id: int, document_id: int) -> None:
-    """Once the removal commits, cached answers quoting the old text are never served again."""
-    from apps.retrieval.caches import answer_caches_purge
-
-    transaction.on_commit(lambda: answer_caches_purge(collection_id=collection_id, document_id=document_id))
+    """Once the removal commits, cached answers quoting the old text are never served
+    again: the query app purges its caches on this signal (robust: a failed purge is
+    logged, and the collection's content_version bump already makes exact entries miss)."""
+    transaction.on_commit(lambda: document_text_removed.send(
+        sender=Document, collection_id=collection_id, document_id=document_id), robust=True)
 
 
 def _ingest_enqueue(document: Document) -> None:

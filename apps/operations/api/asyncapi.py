@@ -102,3 +102,14 @@ def documented_by(schema_view: type):
         return view
 
     return attach
+
+
+def async_api(schema_view: type):
+    """An async API view: documented as ``schema_view`` and CSRF-exempt as DRF's views are
+    (session-authenticated requests are CSRF-checked by DRF itself in ``prepare``)."""
+    from django.views.decorators.csrf import csrf_exempt
+
+    def decorate(view):
+        return documented_by(schema_view)(csrf_exempt(view))
+
+    return decorate

@@ -22,32 +22,34 @@ Policies follow DRF's throttle shape: ``allow_request(...)`` decides, ``wait()``
 when to retry.
 """
 import dataclasses
+import enum
 import math
 
 from django.conf import settings
 
-from apps.generation.services.capacity import breaker_state, slots_limit
+from .breaker import breaker_state
+from .capacity import slots_limit
 from apps.operations.metrics import counter, gauge_source, metric_inc
 from workers.load import QueueLoad, queue_loads
-from workers.queues import Priority, Queue
+from workers.queues import PriorityClass, Queue
 
-from ..models import PRIORITY_CLASSES
 from .policy import Policy, overload_policy
-
-CLASS_PRIORITY = {"critical": Priority.CRITICAL, "interactive": Priority.INTERACTIVE, "batch": Priority.BATCH}
-CLASS_RANK = {name: rank for rank, name in enumerate(reversed(PRIORITY_CLASSES))}  # batch 0 .. critical 2
 
 ADMISSIONS = counter("sluice_admissions", "Admission decisions at the web tier",
                      labels=["endpoint", "priority_class", "route", "reason"])
 
 
-def generate_queue(priority_class: str) -> Queue:
-    return Queue.GENERATE_BATCH if priority_class == "batch" else Queue.GENERATE
+class Route(enum.StrEnum):
+    """How an admitted request travels (see the module docstring)."""
+
+    FULL = "full"
+    RETRIEVAL_ONLY = "retrieval_only"
+    REJECT = "reject"
 
 
 @dataclasses.dataclass(frozen=True)
 class Admission:
-    route: str  # full | retrieval_only | reject
+    route: Route
     reason: str = ""  # why not full: retrieve_queue_wait, generate_queue_wait, deadline, breaker_open, no_workers
     retry_after: int = 0
     waits: dict = dataclasses.field(default_factory=dict)  # estimated seconds per stage
@@ -74,7 +76,7 @@ def generation_wait(loads: dict[str, QueueLoad], *, priority_class: str, slots: 
     main, batch = loads[Queue.GENERATE.value], loads[Queue.GENERATE_BATCH.value]
     limit, batch_limit = slots if slots is not None else (main.capacity, batch.capacity)
     service = main.service_time
-    priority = int(CLASS_PRIORITY[priority_class])
+    priority = int(PriorityClass(priority_class).priority)
     if priority_class != "batch":
         own_pool = wait_estimate(main, priority=priority)
         ahead = main.ahead_of(priority) + main.inflight + min(batch.inflight, batch_limit)
@@ -94,7 +96,7 @@ class AdmitAll:
     """Shedding off: every request takes the full path (what a plain queue does)."""
 
     def allow_request(self, *, priority_class: str, deadline_s: float, needs_generation: bool) -> Admission:
-        return Admission(route="full")
+        return Admission(route=Route.FULL)
 
     def wait(self) -> float:
         return 0.0
@@ -111,7 +113,7 @@ class QueueWaitAdmission:
 
     def allow_request(self, *, priority_class: str, deadline_s: float, needs_generation: bool) -> Admission:
         limit = self.policy.max_wait(priority_class)
-        priority = int(CLASS_PRIORITY[priority_class])
+        priority = int(PriorityClass(priority_class).priority)
         retrieve = self.loads[Queue.RETRIEVE.value]
         wait_r = wait_estimate(retrieve, priority=priority)
         waits = {"retrieve": _rounded(wait_r)}
@@ -121,27 +123,27 @@ class QueueWaitAdmission:
             return self._reject("retrieve_queue_wait" if wait_r > limit else "deadline", waits,
                                 retry=wait_r - limit + retrieve.service_time)
         if not needs_generation:
-            return Admission(route="full", waits=waits)
+            return Admission(route=Route.FULL, waits=waits)
         if self.breaker == "open":
-            return Admission(route="retrieval_only", reason="breaker_open", waits=waits)
-        generate = self.loads[generate_queue(priority_class).value]
+            return Admission(route=Route.RETRIEVAL_ONLY, reason="breaker_open", waits=waits)
+        generate = self.loads[PriorityClass(priority_class).generate_queue.value]
         wait_g = generation_wait(self.loads, priority_class=priority_class, slots=self.generation_slots)
         waits["generate"] = _rounded(wait_g)
         if generate.capacity <= 0:
-            return Admission(route="retrieval_only", reason="no_workers", waits=waits)
+            return Admission(route=Route.RETRIEVAL_ONLY, reason="no_workers", waits=waits)
         too_long = wait_g > limit or wait_r + retrieve.service_time + wait_g + generate.service_time > deadline_s
         if not too_long:
-            return Admission(route="full", waits=waits)
+            return Admission(route=Route.FULL, waits=waits)
         reason = "generate_queue_wait" if wait_g > limit else "deadline"
         if priority_class == "batch":
             # The lowest class does not even take retrieval capacity for a degraded answer:
             # it is shed (after the web tier's look in the stale cache) and retries later.
             return self._reject(reason, waits, retry=wait_g - limit + generate.service_time)
-        return Admission(route="retrieval_only", reason=reason, waits=waits)
+        return Admission(route=Route.RETRIEVAL_ONLY, reason=reason, waits=waits)
 
     def _reject(self, reason: str, waits: dict, *, retry: float) -> Admission:
         self._retry_after = max(1.0, retry) if math.isfinite(retry) else 10.0
-        return Admission(route="reject", reason=reason, retry_after=math.ceil(self._retry_after), waits=waits)
+        return Admission(route=Route.REJECT, reason=reason, retry_after=math.ceil(self._retry_after), waits=waits)
 
     def wait(self) -> float:
         return self._retry_after
@@ -175,10 +177,10 @@ def class_waits(*, generation_backend: str) -> list[tuple[str, dict[str, float]]
     slots = slots_limit(generation_backend)
     return [
         (priority_class, {
-            Queue.RETRIEVE.value: wait_estimate(loads[Queue.RETRIEVE.value], priority=int(CLASS_PRIORITY[priority_class])),
-            generate_queue(priority_class).value: generation_wait(loads, priority_class=priority_class, slots=slots),
+            Queue.RETRIEVE.value: wait_estimate(loads[Queue.RETRIEVE.value], priority=int(PriorityClass(priority_class).priority)),
+            PriorityClass(priority_class).generate_queue.value: generation_wait(loads, priority_class=priority_class, slots=slots),
         })
-        for priority_class in PRIORITY_CLASSES
+        for priority_class in PriorityClass.values
     ]
 
 
@@ -195,12 +197,12 @@ def _wait_estimates():
 def priority_class_of(*, auth) -> str:
     """The class the caller's credentials carry (an API key's ``priority``), else the default."""
     own = getattr(auth, "priority", None)
-    return own if own in CLASS_PRIORITY else settings.SLUICE_DEFAULT_PRIORITY_CLASS
+    return own if own in PriorityClass.values else settings.SLUICE_DEFAULT_PRIORITY_CLASS
 
 
 def priority_allowed(*, own: str, requested: str) -> bool:
     """A request may lower its class, never raise it."""
-    return CLASS_RANK[requested] <= CLASS_RANK[own]
+    return PriorityClass(requested).rank <= PriorityClass(own).rank
 
 
 def deadline_resolve(*, priority_class: str, response_mode: str, requested_ms: int | None) -> float:
@@ -221,7 +223,7 @@ def overload_overview() -> dict:
     backend = settings.SLUICE_GENERATION_BACKEND
     rows = []
     for priority_class, waits in class_waits(generation_backend=backend):
-        queue = generate_queue(priority_class).value
+        queue = PriorityClass(priority_class).generate_queue.value
         rows.append({"priority_class": priority_class, "max_wait": policy.max_wait(priority_class),
                      "retrieve": _rounded(waits[Queue.RETRIEVE.value]), "generate": _rounded(waits[queue]),
                      "generate_queue": queue})

@@ -4,7 +4,7 @@ API key once. The key is not stored anywhere; keep it."""
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from ...models import PriorityClass
+from workers.queues import PriorityClass
 from ...services import InvalidRate, api_key_create
 
 

@@ -1,0 +1,6 @@
+"""Signals other apps listen to, so documents never imports them (docs/ingestion.md)."""
+from django.dispatch import Signal
+
+# Sent once a transaction that removed a document's text (delete, or a new version's
+# chunks replacing the old ones) has committed; kwargs: collection_id, document_id.
+document_text_removed = Signal()
