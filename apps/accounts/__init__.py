@@ -1,0 +1,1 @@
+"""API keys (with the request class they carry), authentication and throttling."""

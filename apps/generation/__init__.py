@@ -1,1 +1,3 @@
-"""Answer generation: prompts built from retrieved passages, and the backends (TGI, OpenAI-compatible, extractive) that answer them."""
+"""Answer generation, a leaf: prompts built from retrieved passages, the backends (TGI,
+OpenAI-compatible, extractive) that answer them, extractive answers and citations. It
+imports nothing from the query path or retrieval."""

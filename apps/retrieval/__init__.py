@@ -1,1 +1,2 @@
-"""Retrieval and query: hybrid search over chunks, the query pipeline and its API."""
+"""Search only: hybrid retrieval over chunks (``selectors.py``: vector, text, fusion) and
+metadata filters (``filters.py``). A leaf the query path (apps/query) calls into."""
