@@ -191,7 +191,7 @@ class TGIBackend:
                 backend=self.name,
             )
 
-        return _call_with_deadline(self._client_run(call, timeout=timeout), timeout=timeout, backend=self.name)
+        return _call_with_deadline(_client_run(self, call, timeout=timeout), timeout=timeout, backend=self.name)
 
     def stream(self, *, prompt: BuiltPrompt, max_new_tokens: int, timeout: float) -> Iterator[str]:
         def call(client: InferenceClient) -> Iterator[str]:
@@ -211,12 +211,7 @@ class TGIBackend:
             if not finished:
                 raise GenerationError("tgi: the stream ended before its last token", kind="unavailable")
 
-        return _iterate_with_deadline(self._client_run(call, timeout=timeout), timeout=timeout, backend=self.name)
-
-    def _client_run(
-        self, call: Callable[[InferenceClient], Iterator[T]], *, timeout: float
-    ) -> Callable[[], Iterator[T]]:
-        return functools.partial(_client_iterate, url=self.url, token=self.token, timeout=timeout, call=call)
+        return _iterate_with_deadline(_client_run(self, call, timeout=timeout), timeout=timeout, backend=self.name)
 
 
 # --------------------------------------------------------------------------- OpenAI-compatible
@@ -301,7 +296,7 @@ class OpenAIBackend:
                 backend=self.name,
             )
 
-        return _call_with_deadline(self._client_run(call, timeout=timeout), timeout=timeout, backend=self.name)
+        return _call_with_deadline(_client_run(self, call, timeout=timeout), timeout=timeout, backend=self.name)
 
     def stream(self, *, prompt: BuiltPrompt, max_new_tokens: int, timeout: float) -> Iterator[str]:
         def call(client: InferenceClient) -> Iterator[str]:
@@ -320,12 +315,7 @@ class OpenAIBackend:
             if not finished:
                 raise GenerationError("openai: the stream ended without a finish_reason", kind="unavailable")
 
-        return _iterate_with_deadline(self._client_run(call, timeout=timeout), timeout=timeout, backend=self.name)
-
-    def _client_run(
-        self, call: Callable[[InferenceClient], Iterator[T]], *, timeout: float
-    ) -> Callable[[], Iterator[T]]:
-        return functools.partial(_client_iterate, url=self.url, token=self.token, timeout=timeout, call=call)
+        return _iterate_with_deadline(_client_run(self, call, timeout=timeout), timeout=timeout, backend=self.name)
 
 
 # --------------------------------------------------------------------------- extractive
@@ -415,6 +405,11 @@ def _client_iterate(
     # One client per call: closing it is what closes a streamed response (see above).
     with InferenceClient(base_url=url, token=token, timeout=timeout) as client:
         yield from call(client)
+
+
+def _client_run(backend, call: Callable[[InferenceClient], Iterator[T]], *, timeout: float) -> Callable[[], Iterator[T]]:
+    """``call`` on a fresh InferenceClient for ``backend``'s server (its url and token)."""
+    return functools.partial(_client_iterate, url=backend.url, token=backend.token, timeout=timeout, call=call)
 
 
 def _iterate_with_deadline(produce: Callable[[], Iterator[T]], *, timeout: float, backend: str) -> Iterator[T]:
