@@ -19,6 +19,8 @@ class StackConfig:
     flower_port: int
     embedded_postgres: bool
     embedded_redis: bool
+    embedded_cache_redis: bool
+    cache_redis_maxmemory: str
     settings_module: str
     python: str
     start_timeout: float
@@ -36,6 +38,8 @@ class StackConfig:
             flower_port=settings.SLUICE_FLOWER_PORT,
             embedded_postgres=settings.SLUICE_EMBEDDED_POSTGRES,
             embedded_redis=settings.SLUICE_EMBEDDED_REDIS,
+            embedded_cache_redis=settings.SLUICE_EMBEDDED_CACHE_REDIS,
+            cache_redis_maxmemory=settings.SLUICE_CACHE_REDIS_MAXMEMORY,
             settings_module=os.environ.get("DJANGO_SETTINGS_MODULE", "ragproject.settings.local"),
             python=sys.executable,
             start_timeout=settings.SLUICE_STACK_START_TIMEOUT,
@@ -58,6 +62,12 @@ class StackConfig:
         if self.embedded_redis:
             env["SLUICE_REDIS_PORT"] = str(self.redis_port)
         return env
+
+    @property
+    def cache_redis_port(self) -> int:
+        """The cache Redis's port: always next to the broker's (as settings/caches.py
+        derives it), so a stack moved to other ports moves both."""
+        return self.redis_port + 1
 
     @property
     def log_dir(self) -> Path:

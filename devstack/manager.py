@@ -59,12 +59,23 @@ class Stack:
         def proc(name: str, argv: list[str]) -> ManagedProcess:
             return ManagedProcess(name=name, argv=argv, run_dir=c.run_dir, log_dir=c.log_dir, env=dict(env), cwd=cwd)
 
+        # Two roles (ragproject/settings/caches.py): the broker's Redis must never drop a
+        # queued task (AOF, noeviction); the cache Redis evicts (maxmemory, LRU) and keeps
+        # nothing on disk.
         self.redis = proc(
             "redis",
             [
                 redis_server_binary(), "--bind", c.host, "--port", str(c.redis_port),
                 "--dir", str(c.data_dir / "redis"), "--appendonly", "yes", "--appendfsync", "everysec",
                 "--maxmemory-policy", "noeviction", "--daemonize", "no", "--save", "60 1000",
+            ],
+        )
+        self.redis_cache = proc(
+            "redis-cache",
+            [
+                redis_server_binary(), "--bind", c.host, "--port", str(c.cache_redis_port),
+                "--dir", str(c.data_dir / "redis-cache"), "--appendonly", "no", "--save", "",
+                "--maxmemory", c.cache_redis_maxmemory, "--maxmemory-policy", "allkeys-lru", "--daemonize", "no",
             ],
         )
         self.workers = {
@@ -134,9 +145,15 @@ class Stack:
             "flower": f"http://{c.host}:{c.flower_port}/",
         }
 
+    def redis_servers(self) -> list[tuple[ManagedProcess, int]]:
+        """The embedded Redis servers of this stack, with their ports."""
+        c = self.config
+        return ([(self.redis, c.redis_port)] if c.embedded_redis else []) + (
+            [(self.redis_cache, c.cache_redis_port)] if c.embedded_cache_redis else [])
+
     def processes(self) -> dict[str, ManagedProcess]:
         return {
-            **({"redis": self.redis} if self.config.embedded_redis else {}),
+            **{process.name: process for process, _ in self.redis_servers()},
             **{p.name: p for p in self.workers.values()},
             "flower": self.flower,
             "web": self.web,
@@ -149,10 +166,11 @@ class Stack:
             self.config.log_dir.mkdir(parents=True, exist_ok=True)
             if self.config.embedded_postgres:
                 self._postgres_up(echo)
-            if self.config.embedded_redis:
-                (self.config.data_dir / "redis").mkdir(exist_ok=True)
-                self._start(self.redis, self.config.redis_port, "SLUICE_REDIS_PORT", echo)
-                self._wait(lambda: port_open(self.config.host, self.config.redis_port), "redis", [self.redis])
+            for server, port in self.redis_servers():
+                (self.config.data_dir / server.name).mkdir(exist_ok=True)  # its --dir
+                setting = "SLUICE_REDIS_PORT" + ("" if server is self.redis else " (the cache Redis uses it + 1)")
+                self._start(server, port, setting, echo)
+                self._wait(lambda: port_open(self.config.host, port), server.name, [server])
             self._django_setup(echo)
             creds = self.credentials()
             self.flower.env["FLOWER_BASIC_AUTH"] = f"{creds['flower']['user']}:{creds['flower']['password']}"
@@ -265,9 +283,10 @@ class Stack:
             for process in [self.web, self.flower, *self.workers.values()]:
                 if process.stop():
                     echo(f"stopped {process.name}")
-            if self.config.embedded_redis and self.redis.stop():
-                wait_port_free(self.config.host, self.config.redis_port, 10)
-                echo("stopped redis")
+            for server, port in self.redis_servers():
+                if server.stop():
+                    wait_port_free(self.config.host, port, 10)
+                    echo(f"stopped {server.name}")
             if self.config.embedded_postgres and self.primary.data.exists():
                 for node in [*self.replicas, *self.extra_replicas(), self.primary]:
                     if node.stop():
@@ -302,8 +321,8 @@ class Stack:
                              "pid": node.pid() if running else None, "port": node.port})
         for process in self.processes().values():
             pid = process.pid()
-            port = {"redis": self.config.redis_port, "flower": self.config.flower_port,
-                    "web": self.config.web_port}.get(process.name)
+            port = {**{server.name: port for server, port in self.redis_servers()},
+                    "flower": self.config.flower_port, "web": self.config.web_port}.get(process.name)
             rows.append({"part": process.name, "running": pid is not None, "pid": pid, "port": port})
         return rows
 

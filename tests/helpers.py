@@ -122,3 +122,13 @@ def postgres_signal_lines(stack) -> list[str]:
             lines += [f"{node.name}: {line}" for line in node.log_file.read_text(errors="replace").splitlines()
                       if "terminated by signal" in line]
     return lines
+
+
+def upload_final(client, collection, *, timeout: float = 90, **body) -> dict:
+    """Upload one document (``body``: ``json=`` or ``files=``), expect 202, and wait until it
+    is final: ready, or failed (never stuck)."""
+    response = client.post(f"/collections/{collection['id']}/documents/", **body)
+    assert response.status_code == 202, response.text[:500]
+    done = wait_document(client, response.json()["documents"][0]["id"], timeout=timeout)
+    assert done["status"] in ("ready", "failed"), done
+    return done

@@ -23,6 +23,15 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "sluice:worker"
 CAPACITY_KEY = "sluice:capacity:{queue}"
 CONCURRENCY_KEY = "sluice:concurrency:{queue}"
+# Drop the concurrency entries of hostnames no longer in the live capacity set.
+_CONCURRENCY_PRUNE = """
+local live = {}
+for _, host in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do live[host] = true end
+for _, host in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if not live[host] then redis.call('HDEL', KEYS[2], host) end
+end
+return 1
+"""
 
 
 def heartbeat_key(*, queue: str, hostname: str) -> str:
@@ -89,6 +98,10 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
                 pipe.hset(CONCURRENCY_KEY.format(queue=queue), self.hostname, self.concurrency)
             instance_beat(pipe=pipe, hostname=self.hostname, queues=self.queues, ttl=ttl)
             pipe.execute()
+            for queue in self.queues:
+                # ... and their concurrency entries with them, so the hash stays bounded.
+                state_redis().eval(_CONCURRENCY_PRUNE, 2, CAPACITY_KEY.format(queue=queue),
+                                   CONCURRENCY_KEY.format(queue=queue))
             inflight_prune()
         except Exception as exc:  # A missed beat must never kill the worker.
             logger.warning("worker heartbeat failed: %s", exc)

@@ -5,6 +5,10 @@ so a killed worker's entries age out) and their recent service times (the last
 ``SERVICE_SAMPLES`` durations). ``queue_load`` combines them with the queue's depth per
 priority list and its live capacity (heartbeats carry each worker's concurrency) into
 the figures ``apps.operations.overload.admission`` estimates waits from.
+
+``broker_memory`` reads how full the broker Redis is (bytes, not messages: a backlog of
+large messages fills it long before its count looks alarming), at most once a second
+per process.
 """
 import dataclasses
 import logging
@@ -27,6 +31,9 @@ SERVICE_SAMPLES = 50
 # An in-flight entry older than this is a task whose worker died without reporting (longer
 # than an async deadline, SLUICE_ASYNC_DEADLINE, plus a generation).
 INFLIGHT_MAX_AGE = 900.0
+# Both keys also expire when no task of the queue started (finished) for this long, so a
+# queue that is gone leaves nothing behind in the noeviction Redis.
+LOAD_KEYS_TTL = 24 * 3600
 _started: dict[str, tuple[str, float]] = {}
 _local = threading.local()
 
@@ -55,7 +62,10 @@ def _task_started(task_id=None, task=None, **kwargs) -> None:
     _started[task_id] = (queue, time.perf_counter())
     _local.overridden = False
     try:
-        state_redis().zadd(INFLIGHT_KEY.format(queue=queue), {task_id: now})
+        pipe = state_redis().pipeline(transaction=False)
+        pipe.zadd(INFLIGHT_KEY.format(queue=queue), {task_id: now})
+        pipe.expire(INFLIGHT_KEY.format(queue=queue), LOAD_KEYS_TTL)
+        pipe.execute()
     except Exception as exc:  # accounting must never fail a task
         logger.debug("load accounting failed: %s", exc)
 
@@ -76,6 +86,7 @@ def _task_finished(task_id=None, **kwargs) -> None:
         if sample is not None:
             pipe.lpush(SERVICE_KEY.format(queue=queue), round(sample, 4))
             pipe.ltrim(SERVICE_KEY.format(queue=queue), 0, SERVICE_SAMPLES - 1)
+            pipe.expire(SERVICE_KEY.format(queue=queue), LOAD_KEYS_TTL)
         pipe.execute()
     except Exception as exc:
         logger.debug("load accounting failed: %s", exc)
@@ -124,3 +135,32 @@ def queue_loads(queues: list[str]) -> dict[str, QueueLoad]:
         loads[queue] = QueueLoad(queue=queue, depth_by_priority=depth, inflight=inflight, capacity=capacity,
                                  service_time=service)
     return loads
+
+
+@dataclasses.dataclass(frozen=True)
+class BrokerMemory:
+    used: int  # the broker Redis's used_memory, bytes
+    limit: int  # bytes it may hold (SLUICE_BROKER_MEMORY_LIMIT, else its maxmemory); 0 = no limit
+
+    @property
+    def share(self) -> float:
+        """used / limit (0 without a limit)."""
+        return self.used / self.limit if self.limit else 0.0
+
+
+BROKER_MEMORY_MAX_AGE = 1.0
+_broker_memory: tuple[float, BrokerMemory] | None = None
+
+
+def broker_memory() -> BrokerMemory:
+    """How full the broker Redis is: ``INFO memory``, read at most once a second per
+    process (admission asks on every request)."""
+    global _broker_memory
+    now = time.monotonic()
+    if _broker_memory is not None and now - _broker_memory[0] < BROKER_MEMORY_MAX_AGE:
+        return _broker_memory[1]
+    info = broker_redis().info("memory")
+    reading = BrokerMemory(used=int(info["used_memory"]),
+                           limit=settings.SLUICE_BROKER_MEMORY_LIMIT or int(info.get("maxmemory", 0)))
+    _broker_memory = (now, reading)
+    return reading

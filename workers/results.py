@@ -99,8 +99,10 @@ def _listener() -> _Listener:
     return _listeners[loop]
 
 
-async def result_wait(task_id: str, *, timeout: float) -> dict:
-    """The final result meta (``status``, ``result``, ``traceback``) of ``task_id``."""
+async def result_wait(task_id: str, *, timeout: float, forget: bool = False) -> dict:
+    """The final result meta (``status``, ``result``, ``traceback``) of ``task_id``;
+    ``forget``: delete the stored result once read (a sync request's result has no other
+    reader, so it need not sit in the broker Redis for CELERY_RESULT_EXPIRES)."""
     key = KEY_PREFIX + task_id
     listener = _listener()
     future = asyncio.get_running_loop().create_future()
@@ -117,6 +119,8 @@ async def result_wait(task_id: str, *, timeout: float) -> dict:
                 meta = await asyncio.wait_for(asyncio.shield(future), timeout=min(remaining, 2.0))
             except TimeoutError:
                 meta = _ready(await _client().get(key))  # belt and braces against a missed message
+        if forget:
+            await _client().delete(key)
         return meta
     finally:
         await listener.remove(key, future)

@@ -27,6 +27,8 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name = "API key"
+        # `add_apikey` alone creates keys for oneself only (apps/accounts/admin.py).
+        permissions = [("add_key_for_others", "Can add API keys for other users")]
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"

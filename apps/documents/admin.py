@@ -5,6 +5,8 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count
 
+from apps.operations.admin_records import RecordAdmin
+
 from .models import Chunk, Collection, CollectionShare, Document
 from .services.ingestion import DEAD_LETTERED_PREFIX, document_delete, document_reindex, documents_stuck
 
@@ -79,7 +81,7 @@ class DocumentAdmin(admin.ModelAdmin):
     def short_error(self, obj: Document) -> str:
         return obj.error[:120]
 
-    @admin.action(description="Retry the selected failed, stuck or dead-lettered documents")
+    @admin.action(description="Retry the selected failed, stuck or dead-lettered documents", permissions=["change"])
     def retry_failed(self, request, queryset):
         stuck = documents_stuck(stuck_after=settings.SLUICE_INGEST_STUCK_AFTER, limit=10_000).values("pk")
         retried = list(queryset.filter(status=Document.Status.FAILED) | queryset.filter(pk__in=stuck))
@@ -89,7 +91,7 @@ class DocumentAdmin(admin.ModelAdmin):
         self.message_user(request, f"{len(retried)} failed or stuck document(s) queued again"
                           + (f"; {skipped} neither, left alone" if skipped else ""), messages.SUCCESS)
 
-    @admin.action(description="Reindex the selected documents (re-parse, re-chunk, re-embed)")
+    @admin.action(description="Reindex the selected documents (re-parse, re-chunk, re-embed)", permissions=["change"])
     def reindex(self, request, queryset):
         for document in queryset:
             document_reindex(document=document)
@@ -108,7 +110,7 @@ class DocumentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Chunk)
-class ChunkAdmin(admin.ModelAdmin):
+class ChunkAdmin(RecordAdmin):
     list_display = ["id", "document", "collection", "ordinal", "token_count", "short_text"]
     list_select_related = ["document", "collection"]
     search_fields = ["text", "document__title"]
@@ -120,12 +122,6 @@ class ChunkAdmin(admin.ModelAdmin):
     @admin.display(description="text")
     def short_text(self, obj: Chunk) -> str:
         return obj.text[:100]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_delete_permission(self, request, obj=None):
         return False  # chunks follow their document: delete or reindex that

@@ -5,3 +5,4 @@ from django.contrib.admin.apps import AdminConfig
 
 class SluiceAdminConfig(AdminConfig):
     default_site = "apps.operations.admin_site.SluiceAdminSite"
+

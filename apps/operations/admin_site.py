@@ -1,11 +1,14 @@
 """The admin site: Django's, plus the queue page (``/admin/queues/``): depth and oldest
 message per queue and priority, live workers, unacknowledged (running or stuck) work,
 purge and requeue with a confirmation step, the dead-letter list (retry or discard each
-message), and a link to Flower. Staff only."""
+message), and a link to Flower. Any staff user sees the page; the repairs need the
+``operations.manage_queues`` permission (403 without it, and the page hides them)."""
+import functools
 import logging
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -15,6 +18,21 @@ from workers.recovery import dead_letter_count, dead_letter_discard, dead_letter
 from .queues import queue_list_keys, queue_list_purge, queues_state, unacked_requeue, unacked_stale
 
 logger = logging.getLogger("apps.operations.queues")
+
+MANAGE_QUEUES = "operations.manage_queues"  # declared on OverloadPolicy (apps/operations/models.py)
+
+
+def _queue_repair(view):
+    """A repair view: 403 for staff without ``operations.manage_queues``, before anything
+    is read or changed (confirmation pages included)."""
+
+    @functools.wraps(view)
+    def checked(request, *args, **kwargs):
+        if not request.user.has_perm(MANAGE_QUEUES):
+            raise PermissionDenied(f"the queue repairs need the {MANAGE_QUEUES} permission")
+        return view(request, *args, **kwargs)
+
+    return checked
 
 
 def _actor(request) -> str:
@@ -39,9 +57,10 @@ class SluiceAdminSite(admin.AdminSite):
     def get_urls(self):
         return [
             path("queues/", self.admin_view(self.queues_view), name="queues"),
-            path("queues/purge/", self.admin_view(self.queue_purge_view), name="queues-purge"),
-            path("queues/requeue/", self.admin_view(self.unacked_requeue_view), name="queues-requeue"),
-            path("queues/dead-letter/", self.admin_view(self.dead_letter_view), name="queues-dead-letter"),
+            path("queues/purge/", self.admin_view(_queue_repair(self.queue_purge_view)), name="queues-purge"),
+            path("queues/requeue/", self.admin_view(_queue_repair(self.unacked_requeue_view)), name="queues-requeue"),
+            path("queues/dead-letter/", self.admin_view(_queue_repair(self.dead_letter_view)),
+                 name="queues-dead-letter"),
             *super().get_urls(),
         ]
 
@@ -54,7 +73,8 @@ class SluiceAdminSite(admin.AdminSite):
         context = {**self.each_context(request), "title": "Queues", "queues": queues_state(),
                    "overload": overload_overview(), "dead_letters": dead_letters(limit=50),
                    "dead_letter_count": dead_letter_count(), "max_deaths": settings.SLUICE_TASK_MAX_DEATHS,
-                   "stuck_after_s": int(settings.SLUICE_ADMIN_STUCK_AFTER)}
+                   "stuck_after_s": int(settings.SLUICE_ADMIN_STUCK_AFTER),
+                   "can_manage_queues": request.user.has_perm(MANAGE_QUEUES)}
         return TemplateResponse(request, "admin/sluice/queues.html", context)
 
     def queue_purge_view(self, request):

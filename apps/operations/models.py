@@ -57,6 +57,8 @@ class OverloadPolicy(models.Model):
     class Meta:
         verbose_name = "overload policy"
         verbose_name_plural = "overload policy"
+        # The queue page's repairs (apps/operations/admin_site.py); viewing it needs only staff.
+        permissions = [("manage_queues", "Can purge queues, requeue stuck work and retry or discard dead letters")]
 
     def __str__(self) -> str:
         return "Overload policy"

@@ -7,7 +7,7 @@ from apps.replicas.connections import PRIMARY, query_one
 from apps.replicas.monitor import ReplicaState, reads_by_alias, replica_states
 from workers.heartbeat import live_workers
 from workers.queues import Queue, queue_redis_keys
-from workers.state import broker_redis, state_redis
+from workers.state import broker_redis, cache_redis, state_redis
 
 
 def primary_health() -> dict:
@@ -53,13 +53,31 @@ def replicas_health() -> dict[str, dict]:
     return report
 
 
+def _ping_ms(client) -> float:
+    started = time.perf_counter()
+    client.ping()
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
 def redis_health() -> dict:
+    """The broker Redis (broker, results, state), with how full it is: the byte-aware
+    admission rejects work above SLUICE_BROKER_MEMORY_SHARE of its limit."""
     try:
-        started = time.perf_counter()
-        state_redis().ping()
-        return {"ok": True, "ping_ms": round((time.perf_counter() - started) * 1000, 2)}
+        ping_ms = _ping_ms(state_redis())
+        memory = broker_redis().info("memory")
+        return {"ok": True, "ping_ms": ping_ms, "used_memory": int(memory["used_memory"]),
+                "maxmemory": int(memory.get("maxmemory", 0))}
     except Exception as exc:
         return {"ok": False, "error": f"cannot reach Redis: {exc}"}
+
+
+def cache_redis_health() -> dict:
+    """The cache Redis (answer and embedding caches). Optional: while it is down every
+    request is answered uncached, so health names it ``degraded``, never ``failing``."""
+    try:
+        return {"ok": True, "ping_ms": _ping_ms(cache_redis())}
+    except Exception as exc:
+        return {"ok": False, "error": f"cannot reach the cache Redis (requests are answered uncached): {exc}"}
 
 
 def queue_health(*, queue: Queue) -> dict:
@@ -80,22 +98,25 @@ def queue_health(*, queue: Queue) -> dict:
 def health_report() -> dict:
     """Every part and its state. ``failing`` names the required parts that are not ok
     (the primary, Redis, a queue without workers): the service is unavailable. A replica
-    that is down or lagging is named in ``degraded`` instead: reads skip it and fall back
-    to the primary, so the service still works."""
+    that is down or lagging, or the cache Redis when it is down, is named in ``degraded``
+    instead: reads skip the replica, requests go uncached, so the service still works."""
     parts: dict[str, dict] = {"primary": primary_health()}
     replicas = replicas_health()
     parts["primary"].update(replicas.pop("primary"))
     parts.update(replicas)
     parts["redis"] = redis_health()
+    redis_cache = cache_redis_health()
     queues = {q.value: queue_health(queue=q) for q in Queue} if parts["redis"]["ok"] else {}
     failing = [name for name, part in parts.items() if not part["ok"] and name not in replicas]
     failing += [f"queue:{name}" for name, q in queues.items() if not q["ok"]]
     degraded = [name for name, part in replicas.items() if not part["usable"]]
+    degraded += [] if redis_cache["ok"] else ["redis_cache"]
     return {
         "status": "unavailable" if failing else "degraded" if degraded else "ok",
         "failing": failing,
         "degraded": degraded,
         "databases": {k: v for k, v in parts.items() if k != "redis"},
         "redis": parts["redis"],
+        "redis_cache": redis_cache,
         "queues": queues,
     }

@@ -1,6 +1,8 @@
 """Admin for the query log (read-only): filter by outcome, generator, served_by, mode."""
 from django.contrib import admin
 
+from apps.operations.admin_records import RecordAdmin
+
 from .models import QueryLog
 
 
@@ -27,7 +29,7 @@ class LatencyFilter(admin.SimpleListFilter):
 
 
 @admin.register(QueryLog)
-class QueryLogAdmin(admin.ModelAdmin):
+class QueryLogAdmin(RecordAdmin):
     list_display = ["id", "created_at", "user", "collection", "short_query", "response_mode", "generator",
                     "served_by", "outcome", "latency_ms"]
     list_filter = ["outcome", "generator", "served_by", LatencyFilter, "response_mode", "search_mode"]
@@ -38,9 +40,3 @@ class QueryLogAdmin(admin.ModelAdmin):
     @admin.display(description="query")
     def short_query(self, obj: QueryLog) -> str:
         return obj.query[:80]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

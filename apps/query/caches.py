@@ -188,8 +188,15 @@ CACHEABLE = ("answer", "citations", "generator")
 def answer_cache_store(*, scope: CacheScope, query: str, vector, body: dict, semantic: bool) -> None:
     """Remember ``body`` (an answer that was not degraded) in the exact cache, as the
     latest answer for the stale rung, and (``semantic``, with a ``vector``) in the
-    semantic cache."""
+    semantic cache; nothing when the collection's caches were purged after the answer's
+    version (its purge generation, the stale floor, moved past it)."""
     cached = {k: body[k] for k in CACHEABLE}
+    if scope.content_version < stale_floor(scope.collection_id):
+        # Made before a purge (a document it may quote was deleted or replaced since the
+        # question started): storing it now would bring the removed text back.
+        logger.info("answer for collection %s version %s not cached: the caches were purged since",
+                    scope.collection_id, scope.content_version)
+        return
     try:
         pipe = cache_redis().pipeline(transaction=False)
         pipe.set(scope.exact_key(query), json.dumps(cached), ex=settings.SLUICE_ANSWER_CACHE_TTL)

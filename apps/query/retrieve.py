@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from apps.documents.services.embedding import texts_embed
+from apps.documents.services.embedding import embedding_scope, texts_embed
 from apps.operations.overload.policy import overload_policy
 from apps.retrieval.selectors import chunks_search
 from workers.deadlines import deadline_check
@@ -41,16 +41,18 @@ def _ms(started: float) -> float:
 
 
 def search_run(*, collection_ids: list[int], query: str, mode: str, top_k: int, filters: dict,
-               vector=None, timings: dict | None = None) -> Searched:
-    """The hits for ``query`` (embedding it unless ``vector`` is given or mode is text)."""
+               vector=None, timings: dict | None = None, deadline: float | None = None) -> Searched:
+    """The hits for ``query`` (embedding it unless ``vector`` is given or mode is text);
+    the database stops at ``deadline`` (epoch seconds)."""
     timings = dict(timings or {})
     if mode != "text" and vector is None:
         started = time.perf_counter()
-        vector = texts_embed(texts=[query])[0]
+        vector = texts_embed(texts=[query], scope=embedding_scope(collection_ids[0]))[0]
         timings["embed_ms"] = _ms(started)
     started = time.perf_counter()
     hits = chunks_search(
         collection_ids=collection_ids, query=query, query_vector=vector, mode=mode, top_k=top_k, filters=filters,
+        deadline=deadline,
     )
     timings["retrieve_ms"] = _ms(started)
     return Searched(hits=[hit.as_dict() for hit in hits], timings=timings)
@@ -62,7 +64,8 @@ def search_task_run(*, collection_ids: list[int], query: str, mode: str, top_k: 
     deadline passed before it ran."""
     if deadline_check(deadline=deadline, request_id=None, queue=Queue.RETRIEVE.value, step="search"):
         return None
-    searched = search_run(collection_ids=collection_ids, query=query, mode=mode, top_k=top_k, filters=filters)
+    searched = search_run(collection_ids=collection_ids, query=query, mode=mode, top_k=top_k, filters=filters,
+                          deadline=deadline)
     return {"hits": searched.hits, "timings": searched.timings}
 
 
@@ -98,7 +101,7 @@ def _ladder(*, plan: QueryPlan, collection_ids: list[int], query: str, mode: str
     use_semantic = policy.semantic_cache_enabled
     if mode != "text" or use_semantic:
         started = time.perf_counter()
-        vector = texts_embed(texts=[query])[0]
+        vector = texts_embed(texts=[query], scope=embedding_scope(collection_ids[0]))[0]
         timings["embed_ms"] = _ms(started)
     hit = None
     if use_semantic and vector is not None:
@@ -124,7 +127,7 @@ def _ladder(*, plan: QueryPlan, collection_ids: list[int], query: str, mode: str
         store_result(plan.answer_task_id, None)
         return
     searched = search_run(collection_ids=collection_ids, query=query, mode=mode, top_k=top_k, filters=filters,
-                          vector=vector if mode != "text" else None, timings=timings)
+                          vector=vector if mode != "text" else None, timings=timings, deadline=plan.deadline)
     searched.vector = None if vector is None else [float(x) for x in vector]
     if plan.generate and not plan.degraded_route:
         hand_over(searched, query, plan)

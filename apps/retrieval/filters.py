@@ -2,9 +2,14 @@
 
 A filter is a JSON object of document-metadata keys to a scalar (exact match) or a list of
 scalars (any of them), plus the reserved key ``document_ids`` (a list of document ids):
-``{"lang": "en", "year": [2023, 2024], "document_ids": [4, 9]}``.
+``{"lang": "en", "year": [2023, 2024], "document_ids": [4, 9]}``. Bounded: at most
+``MAX_KEYS`` keys of ``MAX_VALUES`` values, string values of at most
+``SLUICE_FILTER_VALUE_MAX_CHARS`` characters, ``SLUICE_FILTERS_MAX_BYTES`` as JSON (filters
+travel in every queued message and the query log).
 """
 import json
+
+from django.conf import settings
 
 MAX_KEYS = 20
 MAX_VALUES = 100
@@ -22,6 +27,11 @@ def filters_validate(filters) -> dict:
         raise FilterError("filters must be a JSON object of metadata keys to values")
     if len(filters) > MAX_KEYS:
         raise FilterError(f"at most {MAX_KEYS} filter keys are accepted")
+    size = len(json.dumps(filters, separators=(",", ":")).encode())
+    if size > settings.SLUICE_FILTERS_MAX_BYTES:
+        raise FilterError(f"filters are {size} bytes as JSON; at most {settings.SLUICE_FILTERS_MAX_BYTES} are "
+                          "accepted (SLUICE_FILTERS_MAX_BYTES)")
+    longest = settings.SLUICE_FILTER_VALUE_MAX_CHARS
     clean: dict = {}
     for key, value in filters.items():
         if not isinstance(key, str) or not key or len(key) > 100:
@@ -36,6 +46,9 @@ def filters_validate(filters) -> dict:
             raise FilterError(
                 f"filter {key!r} must be a string, number or boolean, or a list of 1 to {MAX_VALUES} of them"
             )
+        if any(isinstance(v, str) and len(v) > longest for v in values):
+            raise FilterError(f"filter {key!r} has a value longer than {longest} characters "
+                              "(SLUICE_FILTER_VALUE_MAX_CHARS); no document metadata value that long is filterable")
         clean[key] = values
     return clean
 

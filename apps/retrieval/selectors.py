@@ -7,7 +7,9 @@ the primary, and is retried elsewhere if the replica fails mid-query
 Raw SQL because the ORM cannot say ``SET LOCAL hnsw.*`` or the fusion.
 """
 import dataclasses
+import json
 import re
+import time
 
 import numpy as np
 from django.conf import settings
@@ -35,6 +37,13 @@ class SearchHit:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _json_list(value) -> list:
+    """A jsonb array from raw SQL: psycopg hands Django's connections jsonb as text."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value or [])
 
 
 def vector_literal(vector: np.ndarray) -> str:
@@ -144,13 +153,17 @@ def chunks_search(
     top_k: int = 5,
     filters: dict | None = None,
     using: str | None = None,
+    deadline: float | None = None,
 ) -> list[SearchHit]:
     """The ``top_k`` best chunks of ``collection_ids`` for ``query``.
 
     ``query_vector`` (the embedded query) is required for ``hybrid`` and ``vector``.
     ``filters`` must come from ``filters_validate``. Each ranking contributes up to
     ``SLUICE_RETRIEVAL_CANDIDATES`` candidates to the fusion. ``using`` forces a database
-    alias (no replica choice, no failover).
+    alias (no replica choice, no failover). ``deadline`` (epoch seconds): Postgres stops
+    the statements when the request can no longer use their result (``statement_timeout``
+    from the time left, at least SLUICE_SEARCH_MIN_STATEMENT_MS), instead of keeping a
+    backend busy after the client got its 504.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
@@ -197,6 +210,10 @@ def chunks_search(
             # reject candidates, so a selective filter still yields `candidates` rows.
             cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [ef_search])
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            if deadline is not None:
+                remaining_ms = int((deadline - time.time()) * 1000)
+                cursor.execute("SELECT set_config('statement_timeout', %s, true)",
+                               [f"{max(settings.SLUICE_SEARCH_MIN_STATEMENT_MS, remaining_ms)}ms"])
             cursor.execute(sql, params)
             return cursor.fetchall()
 
@@ -205,7 +222,7 @@ def chunks_search(
     return [
         SearchHit(
             chunk_id=row[0], document_id=row[1], title=row[2], text=row[3], score=float(row[4]),
-            heading_path=list(row[5] or []), vector_rank=row[6], text_rank=row[7],
+            heading_path=_json_list(row[5]), vector_rank=row[6], text_rank=row[7],
         )
         for row in rows
     ]

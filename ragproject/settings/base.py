@@ -116,11 +116,14 @@ REST_FRAMEWORK = {
     # How many reverse proxies' X-Forwarded-For entries to trust when identifying a client
     # (0: use the peer address, never a header a client can forge).
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "apps.operations.api.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.operations.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+# The most items one page of a list may hold (?limit=); more is a 400.
+SLUICE_PAGE_MAX_LIMIT = env.int("SLUICE_PAGE_MAX_LIMIT", default=500)
 
 # OpenAPI 3 at /api/v1/schema/, Swagger UI at /api/v1/docs/, Redoc at /api/v1/redoc/
 # https://drf-spectacular.readthedocs.io/en/latest/settings.html
@@ -137,7 +140,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "DocumentStatusEnum": "apps.documents.models.Document.Status",
-        "HealthStatusEnum": ["ok", "unavailable"],
+        "HealthStatusEnum": ["ok", "degraded", "unavailable"],
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -36,5 +36,11 @@ SLUICE_ANSWER_CACHE_TTL = env.int("SLUICE_ANSWER_CACHE_TTL", default=24 * 3600)
 SLUICE_STALE_CACHE_TTL = env.int("SLUICE_STALE_CACHE_TTL", default=7 * 24 * 3600)
 # Semantic cache entries kept per collection (oldest pruned beyond it).
 SLUICE_SEMANTIC_CACHE_MAX_ENTRIES = env.int("SLUICE_SEMANTIC_CACHE_MAX_ENTRIES", default=10000)
+# Byte-aware admission (docs/overload.md, "Broker memory"): searches and queries are refused
+# (503, reason `broker_memory`) while the broker Redis's used_memory is above this share of
+# its limit; critical requests only above the midpoint between the share and the limit.
+SLUICE_BROKER_MEMORY_SHARE = env.float("SLUICE_BROKER_MEMORY_SHARE", default=0.8)
+# The limit in bytes; 0 = the broker Redis's own maxmemory (none set: no byte check).
+SLUICE_BROKER_MEMORY_LIMIT = env.int("SLUICE_BROKER_MEMORY_LIMIT", default=0)
 # Service times (s) assumed per queue until workers have measured some.
 SLUICE_SERVICE_TIME_PRIOR = {"embed": 1.0, "retrieve": 0.05, "generate": 2.0, "generate_batch": 2.0}

@@ -51,6 +51,10 @@ SLUICE_UPLOAD_MAX_REQUEST_BYTES = env.int(
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SLUICE_JSON_MAX_BYTES", default=2 * SLUICE_UPLOAD_MAX_BYTES + 1024 * 1024)
 SLUICE_PDF_MAX_PAGES = env.int("SLUICE_PDF_MAX_PAGES", default=2000)
 SLUICE_TEXT_MAX_CHARS = env.int("SLUICE_TEXT_MAX_CHARS", default=5_000_000)
+# Document metadata: its size as JSON and how deeply it nests (docs/access.md, "Input
+# limits"). Only its top-level scalar entries are copied onto the chunks, for filtering.
+SLUICE_METADATA_MAX_BYTES = env.int("SLUICE_METADATA_MAX_BYTES", default=16 * 1024)
+SLUICE_METADATA_MAX_DEPTH = env.int("SLUICE_METADATA_MAX_DEPTH", default=5)
 
 # -- retrieval ----------------------------------------------------------------------------
 # HNSW candidate list size per query (pgvector's hnsw.ef_search), and how many candidates
@@ -59,6 +63,15 @@ SLUICE_HNSW_EF_SEARCH = env.int("SLUICE_HNSW_EF_SEARCH", default=100)
 SLUICE_RETRIEVAL_CANDIDATES = env.int("SLUICE_RETRIEVAL_CANDIDATES", default=50)
 SLUICE_SEARCH_MAX_TOP_K = env.int("SLUICE_SEARCH_MAX_TOP_K", default=50)
 SLUICE_QUERY_MAX_CHARS = env.int("SLUICE_QUERY_MAX_CHARS", default=2000)
+# Retrieval filters: the longest string value (metadata values longer than this are not
+# copied to the chunks, so no filter could match them) and the filters' size as JSON.
+SLUICE_FILTER_VALUE_MAX_CHARS = env.int("SLUICE_FILTER_VALUE_MAX_CHARS", default=256)
+SLUICE_FILTERS_MAX_BYTES = env.int("SLUICE_FILTERS_MAX_BYTES", default=8 * 1024)
+# Database time limits: a search's statements stop when its request's deadline passes
+# (SET LOCAL statement_timeout from the remaining time, at least this many ms); an
+# ingestion step's statements get this many seconds.
+SLUICE_SEARCH_MIN_STATEMENT_MS = env.int("SLUICE_SEARCH_MIN_STATEMENT_MS", default=100)
+SLUICE_INGEST_STATEMENT_TIMEOUT = env.float("SLUICE_INGEST_STATEMENT_TIMEOUT", default=300.0)
 # Seconds a search request waits for its result before answering 504.
 SLUICE_SEARCH_TIMEOUT = env.float("SLUICE_SEARCH_TIMEOUT", default=10.0)
 

@@ -146,8 +146,10 @@ def test_worker_host_override_matches_the_spec_and_rewires_only_existing_workers
     for name, service in override["services"].items():
         assert name in compose["services"] and name.startswith(WORKER_PREFIX), name
         wiring = service["environment"]
-        assert set(wiring) == {"DATABASE_URL", "DATABASE_REPLICA_URLS", "REDIS_URL"}
+        assert set(wiring) == {"DATABASE_URL", "DATABASE_REPLICA_URLS", "REDIS_URL", "REDIS_CACHE_URL"}
         assert PLACEHOLDER in wiring["REDIS_URL"] and ":6379" in wiring["REDIS_URL"]
+        # The cache Redis, published by the main host on 6380.
+        assert PLACEHOLDER in wiring["REDIS_CACHE_URL"] and ":6380/" in wiring["REDIS_CACHE_URL"]
         # Two replicas, as on the main host (published there on 5433 and 5434).
         assert [u.rsplit(":", 1)[1] for u in wiring["DATABASE_REPLICA_URLS"].split(",")] == ["5433/sluice", "5434/sluice"]
     assert seen["SLUICE_SERVICES_HOST"] == "required"
@@ -260,6 +262,24 @@ def test_redis_is_a_durable_broker():
     command = " ".join(compose["services"]["redis"]["command"])
     assert "--appendonly yes" in command and "--maxmemory-policy noeviction" in command
     assert "--requirepass" in command
+
+
+def test_caches_have_their_own_evicting_redis():
+    """The answer and embedding caches must never fill the noeviction broker: the cache
+    Redis evicts (maxmemory + allkeys-lru), keeps nothing on disk, and is what every Sluice
+    container and pod is pointed at."""
+    compose, _ = load_compose()
+    command = " ".join(compose["services"]["redis-cache"]["command"])
+    assert "--maxmemory-policy allkeys-lru" in command and re.search(r"--maxmemory \d+[kmg]b", command)
+    assert "--appendonly no" in command and "--requirepass" in command
+    assert "noeviction" not in command
+    assert compose["x-sluice-env"]["REDIS_CACHE_URL"].split("@", 1)[1] == "redis-cache:6379/0"
+    assert "6380:6379" in compose["services"]["redis-cache"]["ports"][0]  # for workers on other hosts
+    (cache,) = [d for _, d in k8s_documents() if d["kind"] == "Deployment" and d["metadata"]["name"] == "redis-cache"]
+    args = " ".join(cache["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert "--maxmemory-policy allkeys-lru" in args and "--appendonly no" in args
+    secret = next(d for _, d in k8s_documents() if d["kind"] == "Secret")
+    assert "@redis-cache.sluice.svc.cluster.local:6379/" in secret["stringData"]["REDIS_CACHE_URL"]
 
 
 def test_nginx_configs_point_at_the_compose_services():

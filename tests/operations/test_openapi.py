@@ -2,6 +2,8 @@
 operation (valid and invalid ones, a bounded number each) and checks that no answer is a
 500 and every answer matches the schema (status, content type, body, headers). The docs
 pages serve their assets locally."""
+import os
+
 import pytest
 import schemathesis
 from django.conf import settings
@@ -20,7 +22,9 @@ from schemathesis.specs.openapi.checks import (
 pytestmark = pytest.mark.stack
 
 BASE = f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}"
-EXAMPLES = 4  # per operation and mode: bounded, so the whole run takes seconds
+# Examples per operation and mode: a larger budget in CI (CI=true), where the suite has
+# time for it within its 15 minutes; a small one for quick local runs.
+EXAMPLES = int(os.environ.get("SLUICE_SCHEMATHESIS_EXAMPLES") or (20 if os.environ.get("CI") else 4))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
 

@@ -54,7 +54,7 @@ def test_up_is_idempotent_and_down_leaves_no_process(second_stack):
     first = {row["part"]: row["pid"] for row in s.status()}
     assert all(first.values()), first
     assert set(first) == {
-        "postgres primary", "postgres replica1", "redis",
+        "postgres primary", "postgres replica1", "redis", "redis-cache",
         "worker-embed", "worker-retrieve", "worker-generate", "worker-generate-batch", "flower", "web",
     }
 
@@ -68,7 +68,7 @@ def test_up_is_idempotent_and_down_leaves_no_process(second_stack):
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert alive == []
     c = s.config
-    for port in (c.pg_port, c.pg_port + 1, c.redis_port, c.web_port, c.flower_port):
+    for port in (c.pg_port, c.pg_port + 1, c.redis_port, c.cache_redis_port, c.web_port, c.flower_port):
         assert not port_open(c.host, port), port
     assert not any(row["running"] for row in s.status())
 
@@ -144,7 +144,8 @@ def test_up_recovers_after_every_part_was_killed(second_stack):
 
 
 def test_external_urls_replace_the_embedded_parts(stack):
-    """With DATABASE_URL and REDIS_URL set, the stack starts neither Postgres nor Redis."""
+    """With DATABASE_URL and REDIS_URL set, the stack starts neither Postgres nor either
+    Redis (the caches then use REDIS_URL's db 2)."""
     import json
     import os
     import subprocess
@@ -165,10 +166,10 @@ def test_external_urls_replace_the_embedded_parts(stack):
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     parts = {row["part"] for row in status["parts"]}
-    assert not any(p.startswith("postgres") for p in parts) and "redis" not in parts
+    assert not any(p.startswith("postgres") for p in parts) and not any(p.startswith("redis") for p in parts)
     # ... and everything is reached through the URLs: the session stack serves as "external".
     assert status["health"]["databases"]["primary"]["ok"] and status["health"]["databases"]["replica1"]["ok"]
-    assert status["health"]["redis"]["ok"]
+    assert status["health"]["redis"]["ok"] and status["health"]["redis_cache"]["ok"]
 
 
 def test_replicas_flag_sets_the_number_of_replicas(stack):

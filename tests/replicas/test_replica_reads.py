@@ -72,8 +72,9 @@ def _let_workers_check() -> None:
     time.sleep(2 * settings.SLUICE_REPLICA_CHECK_INTERVAL)
 
 
-def _health_replica(api, alias: str) -> dict:
-    return api.get("/api/v1/health/").json()["databases"][alias]
+def _health_replica(admin, alias: str) -> dict:
+    """One replica in the health report (its details are for staff: the admin's session)."""
+    return admin.get("/api/v1/health/").json()["databases"][alias]
 
 
 def test_own_writes_are_searchable_at_once_with_replay_paused(client, collection, stack, live_db):
@@ -113,22 +114,22 @@ def test_a_written_scope_reads_only_replicas_that_replayed_the_write(stack, live
 
 
 def test_a_lagging_replica_is_skipped_by_other_clients_and_used_again_after_resume(client, collection, corpus, stack,
-                                                                                   api, live_db):
+                                                                                   admin, live_db):
     with _paused(stack, "replica1"):
         with connections["default"].cursor() as cursor:  # someone else's write, unrelated to this collection
             cursor.execute("CREATE TABLE IF NOT EXISTS replication_probe (marker text PRIMARY KEY)")
             cursor.execute("INSERT INTO replication_probe VALUES (%s)", [uuid.uuid4().hex])
-        eventually(lambda: _health_replica(api, "replica1")["state"] == "lagging", timeout_s=15)
-        health = api.get("/api/v1/health/")
+        eventually(lambda: _health_replica(admin, "replica1")["state"] == "lagging", timeout_s=15)
+        health = admin.get("/api/v1/health/")
         assert health.status_code == 200 and health.json()["degraded"] == ["replica1"]
-        assert _health_replica(api, "replica1")["paused"] is True
-        assert 'sluice_replica_state{replica="replica1",state="lagging"} 1.0' in api.get("/metrics").text
+        assert _health_replica(admin, "replica1")["paused"] is True
+        assert 'sluice_replica_state{replica="replica1",state="lagging"} 1.0' in admin.get("/metrics").text
         _let_workers_check()
         before = reads_settled()
         for _ in range(6):
             assert [hit["document_id"] for hit in _search(client, collection, "volcanoes lava")] == [corpus["Volcanoes"]]
         assert _reads_delta(before, 6) == {"replica2": 6}
-    eventually(lambda: _health_replica(api, "replica1")["usable"], timeout_s=15)
+    eventually(lambda: _health_replica(admin, "replica1")["usable"], timeout_s=15)
     _let_workers_check()
     before = reads_settled()
     for _ in range(6):
@@ -137,7 +138,7 @@ def test_a_lagging_replica_is_skipped_by_other_clients_and_used_again_after_resu
     assert delta.get("replica1", 0) >= 2 and delta.get("replica2", 0) >= 2 and "default" not in delta
 
 
-def test_killing_a_replica_during_searches_fails_no_request_and_it_rejoins(user, collection, corpus, stack, api):
+def test_killing_a_replica_during_searches_fails_no_request_and_it_rejoins(user, collection, corpus, stack, admin):
     statuses: list[int] = []
     stop = threading.Event()
 
@@ -157,7 +158,7 @@ def test_killing_a_replica_during_searches_fails_no_request_and_it_rejoins(user,
         killed_at = len(statuses)
         time.sleep(2.0)
         assert len(statuses) > killed_at  # searches went on meanwhile
-        assert _health_replica(api, "replica1")["state"] == "down"
+        assert _health_replica(admin, "replica1")["state"] == "down"
     finally:
         stack.start_part("replica1")
         stop.set()
@@ -165,7 +166,7 @@ def test_killing_a_replica_during_searches_fails_no_request_and_it_rejoins(user,
             t.join(timeout=60)
     assert statuses and set(statuses) == {200}, statuses
     # The restarted replica rejoins: healthy again, and searches use it.
-    eventually(lambda: _health_replica(api, "replica1")["usable"], timeout_s=30)
+    eventually(lambda: _health_replica(admin, "replica1")["usable"], timeout_s=30)
     _let_workers_check()
     with httpx.Client(base_url=f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}/api/v1",
                       auth=(user.username, user.raw_password), timeout=60) as c:

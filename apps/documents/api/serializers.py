@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from ..models import Collection, CollectionShare, Document
+from ..services.ingestion import MetadataError, metadata_validate
 from .exceptions import PayloadTooLarge
 
 
@@ -77,9 +78,10 @@ class DocumentSerializer(serializers.ModelSerializer):
 
 
 def _metadata_object(value):
-    if not isinstance(value, dict):
-        raise serializers.ValidationError("must be a JSON object, e.g. {\"lang\": \"en\"}")
-    return value
+    try:
+        return metadata_validate(value)
+    except MetadataError as exc:
+        raise serializers.ValidationError(str(exc)) from None
 
 
 class DocumentTextSerializer(serializers.Serializer):
@@ -90,7 +92,9 @@ class DocumentTextSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     text = serializers.CharField(trim_whitespace=False, allow_blank=False)
     format = serializers.ChoiceField(choices=FORMATS, default="text")
-    metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata_object])
+    metadata = serializers.JSONField(required=False, default=dict, validators=[_metadata_object], help_text=(
+        "a JSON object of at most SLUICE_METADATA_MAX_BYTES bytes and SLUICE_METADATA_MAX_DEPTH levels; its "
+        "top-level scalar entries are what search filters match"))
 
     def validate_text(self, value: str) -> str:
         if not value.strip():

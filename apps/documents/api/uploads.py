@@ -10,7 +10,7 @@ import json
 from django.conf import settings
 from rest_framework import serializers
 
-from ..services.ingestion import UploadItem
+from ..services.ingestion import MetadataError, UploadItem, metadata_validate
 from ..services.parsing import UnsupportedFormat, document_format_detect, format_content_type
 from .exceptions import PayloadTooLarge, UnsupportedDocumentType
 from .serializers import DocumentTextSerializer
@@ -78,8 +78,10 @@ def items_from_files(files, *, metadata_raw, title: str) -> list[UploadItem]:
             metadata = json.loads(metadata_raw)
         except json.JSONDecodeError as exc:
             raise serializers.ValidationError({"metadata": [f"is not valid JSON: {exc}"]}) from None
-        if not isinstance(metadata, dict):
-            raise serializers.ValidationError({"metadata": ["must be a JSON object, e.g. {\"lang\": \"en\"}"]})
+        try:
+            metadata = metadata_validate(metadata)
+        except MetadataError as exc:
+            raise serializers.ValidationError({"metadata": [str(exc)]}) from None
     items = []
     for upload in files:
         name = upload.name or "upload"

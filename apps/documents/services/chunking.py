@@ -7,8 +7,9 @@ silently truncates longer input and the cut-off tail would never be found.
 
 How it cuts, in order of preference:
 
-1. At headings: a heading of the same or a higher level than the current
-   section's starts a new chunk, unless the chunk so far is tiny.
+1. At headings (``parsing.markdown_heading``): a heading of the same or a
+   higher level than the current section's starts a new chunk, unless the
+   chunk so far is tiny.
 2. Between paragraphs: whole paragraphs are packed greedily.
 3. Between sentences (and lines) of a paragraph too long for one chunk.
 4. Between tokens of a sentence too long for one chunk.
@@ -28,6 +29,7 @@ import unicodedata
 
 from tokenizers import Encoding
 
+from apps.documents.services.parsing import markdown_heading
 from apps.documents.services.tokenizer import MODEL_MAX_TOKENS, embedding_tokenizer
 
 MIN_CHUNK_TOKENS = 16
@@ -35,12 +37,14 @@ MIN_CHUNK_TOKENS = 16
 # tokenizer is several times slower per character on one long input.
 _SEGMENT_MAX_CHARS = 2000
 
-_HEADING = re.compile(r"(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?")
 _FENCE = re.compile(r" {0,3}(?:```|~~~)")
 # Where a sentence ends: after terminal punctuation (and closing quotes or
 # brackets) followed by whitespace, after CJK full stops (which need no space),
 # or at a line break inside a paragraph (lists, verse, code).
-_SENTENCE_BREAK = re.compile(r"""[.!?…]+["'”’)\]]*\s+|[。！？]+["'”’)\]」』]*\s*|\n\s*""")
+# The lookbehind starts a match only at the first mark of a run: a run of marks
+# not followed by whitespace ("." * n) would otherwise be rescanned from each of
+# its positions, in time quadratic in its length.
+_SENTENCE_BREAK = re.compile(r"""(?<![.!?…])[.!?…]+["'”’)\]]*\s+|[。！？]+["'”’)\]」』]*\s*|\n\s*""")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,12 +168,12 @@ def _blocks_split(*, text: str) -> list[_Block]:
         content = line.strip()
         if not content:
             paragraph_flush()
-        elif not in_fence and (match := _HEADING.fullmatch(line.rstrip())):
+        elif not in_fence and (heading := markdown_heading(line=line)):
             paragraph_flush()
-            level = len(match.group(1))
+            level, title = heading
             while path and path[-1][0] >= level:
                 path.pop()
-            path.append((level, match.group(2).strip()))
+            path.append((level, title))
             heading_path = tuple(title for _, title in path)
             blocks.append(_Block(line_start, line_start + len(line.rstrip()), level, heading_path))
         else:

@@ -21,6 +21,7 @@ import redis
 from django.conf import settings
 
 from apps.operations.metrics import gauge_source
+from workers.state import cache_redis
 
 logger = logging.getLogger(__name__)
 
@@ -130,25 +131,30 @@ def query_embedder_preload() -> None:
 # -- cache ---------------------------------------------------------------------------------
 
 
-@functools.cache
-def _cache_redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.CACHES["default"]["LOCATION"], socket_timeout=5, socket_connect_timeout=5)
-
+_cache_redis = cache_redis  # the cache Redis: its errors count as misses (below)
 
 STATS_KEY = "sluice:emb:stats"
 
 
-def _cache_key(model: str, text: str) -> str:
-    return f"sluice:emb:{model}:{hashlib.sha256(text.encode()).hexdigest()}"
+def embedding_scope(collection_id: int) -> str:
+    """The embedding cache scope of a collection's texts (ingestion and its queries)."""
+    return f"collection:{collection_id}"
 
 
-def embeddings_cached(*, texts: list[str]) -> list[np.ndarray | None]:
-    """Cached vectors for ``texts`` (None where absent). Redis errors count as misses."""
+def _cache_key(model: str, text: str, scope: str) -> str:
+    # Scoped (a collection): a fast embed_ms never tells a caller that another tenant
+    # ingested or asked the same text.
+    digest = hashlib.sha256(scope.encode() + b"\x00" + text.encode()).hexdigest()
+    return f"sluice:emb:{model}:{digest}"
+
+
+def embeddings_cached(*, texts: list[str], scope: str = "") -> list[np.ndarray | None]:
+    """Cached vectors for ``texts`` in ``scope`` (None where absent). Redis errors count as misses."""
     if not texts:
         return []
     model = embedder().name
     try:
-        raw = _cache_redis().mget([_cache_key(model, t) for t in texts])
+        raw = _cache_redis().mget([_cache_key(model, t, scope) for t in texts])
     except redis.RedisError as exc:
         logger.warning("embedding cache unavailable (%s); computing every vector", exc)
         return [None] * len(texts)
@@ -191,24 +197,25 @@ def embedding_cache_gauges_register() -> None:
                  "Embedding cache hits / lookups since the cache's counters began")(_embedding_cache_hit_ratio)
 
 
-def embeddings_store(*, texts: list[str], vectors: np.ndarray) -> None:
+def embeddings_store(*, texts: list[str], vectors: np.ndarray, scope: str = "") -> None:
     model = embedder().name
     try:
         pipe = _cache_redis().pipeline(transaction=False)
         for text, vector in zip(texts, vectors):
-            pipe.set(_cache_key(model, text), vector.astype(np.float32).tobytes(), ex=settings.SLUICE_EMBEDDING_CACHE_TTL)
+            pipe.set(_cache_key(model, text, scope), vector.astype(np.float32).tobytes(), ex=settings.SLUICE_EMBEDDING_CACHE_TTL)
         pipe.execute()
     except redis.RedisError as exc:
         logger.warning("could not store %d embeddings in the cache: %s", len(texts), exc)
 
 
-def texts_embed(*, texts: list[str]) -> np.ndarray:
-    """Vectors for ``texts``: from the cache where present, the rest computed in one batch."""
-    cached = embeddings_cached(texts=texts)
+def texts_embed(*, texts: list[str], scope: str = "") -> np.ndarray:
+    """Vectors for ``texts``: from the cache where present, the rest computed in one batch.
+    ``scope`` (``collection:<id>``) keeps one tenant's cache entries from another's."""
+    cached = embeddings_cached(texts=texts, scope=scope)
     missing = [i for i, v in enumerate(cached) if v is None]
     if missing:
         computed = embedder().encode([texts[i] for i in missing])
-        embeddings_store(texts=[texts[i] for i in missing], vectors=computed)
+        embeddings_store(texts=[texts[i] for i in missing], vectors=computed, scope=scope)
         for i, vector in zip(missing, computed):
             cached[i] = vector
     return np.vstack(cached) if cached else np.zeros((0, DIM), dtype=np.float32)

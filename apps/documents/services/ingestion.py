@@ -26,10 +26,11 @@ down when the upload committed.
 import dataclasses
 import datetime
 import hashlib
+import json
 import logging
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -41,7 +42,7 @@ from workers.state import state_redis
 from ..models import Chunk, Collection, Document, DocumentContent
 from ..signals import document_text_removed
 from .chunking import text_chunk
-from .embedding import DIM, embedder, texts_embed
+from .embedding import DIM, embedder, embedding_scope, texts_embed
 from .parsing import ParseError, UnsupportedFormat, document_parse, format_content_type
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,46 @@ class UploadItem:
     @property
     def content_hash(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+
+class MetadataError(ValueError):
+    """Document metadata over a limit; the message names it and the setting."""
+
+
+def metadata_validate(metadata) -> dict:
+    """``metadata`` if it is a JSON object within SLUICE_METADATA_MAX_BYTES and
+    SLUICE_METADATA_MAX_DEPTH levels of nesting, else MetadataError."""
+    if not isinstance(metadata, dict):
+        raise MetadataError('must be a JSON object, e.g. {"lang": "en"}')
+    size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > settings.SLUICE_METADATA_MAX_BYTES:
+        raise MetadataError(f"is {size} bytes as JSON; at most {settings.SLUICE_METADATA_MAX_BYTES} are accepted "
+                            "(SLUICE_METADATA_MAX_BYTES): keep large data in the document itself")
+    stack = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > settings.SLUICE_METADATA_MAX_DEPTH:
+            raise MetadataError(f"nests deeper than {settings.SLUICE_METADATA_MAX_DEPTH} levels "
+                                "(SLUICE_METADATA_MAX_DEPTH)")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return metadata
+
+
+def chunk_metadata(metadata: dict) -> dict:
+    """What each chunk carries of its document's metadata: the entries a retrieval filter
+    can match (top-level scalars, strings up to SLUICE_FILTER_VALUE_MAX_CHARS), so a large
+    metadata object is never multiplied by the number of chunks."""
+    longest = settings.SLUICE_FILTER_VALUE_MAX_CHARS
+    return {key: value for key, value in metadata.items()
+            if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= longest)}
+
+
+def _ingest_statement_timeout() -> None:
+    """Inside an ingestion transaction: its statements get SLUICE_INGEST_STATEMENT_TIMEOUT."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('statement_timeout', %s, true)",
+                       [f"{int(settings.SLUICE_INGEST_STATEMENT_TIMEOUT * 1000)}ms"])
 
 
 def collection_create(*, owner, name: str, description: str = "") -> Collection:
@@ -180,7 +221,7 @@ def document_update(*, document: Document, item: UploadItem | None = None, title
             _ingest_enqueue(document)
         if metadata is not None:
             # Chunks carry the document metadata that retrieval filters on.
-            Chunk.objects.filter(document=document).update(document_metadata=metadata)
+            Chunk.objects.filter(document=document).update(document_metadata=chunk_metadata(metadata))
         _collection_touch(document.collection_id)
     return document
 
@@ -384,7 +425,7 @@ def document_ingest_step(*, document_id: int, version: int) -> str:
     if done < len(plan):
         batch = [c["text"] for c in plan[done:done + settings.SLUICE_INGEST_STEP_CHUNKS]]
         fault_point("ingest.embed", document_id=document_id)
-        texts_embed(texts=batch)  # fills the embedding cache the last step reads from
+        texts_embed(texts=batch, scope=embedding_scope(document.collection_id))  # the cache the last step reads
         # Conditional on the progress this step started from: if a redelivered copy of
         # the same step ran alongside (visibility timeout), only one of them continues.
         advanced = Document.objects.filter(pk=document_id, version=version, chunks_embedded=done).update(
@@ -439,8 +480,9 @@ def _plan(document: Document, content: DocumentContent) -> str:
 
 
 def _store(document: Document, plan: list[dict]) -> str:
-    vectors = texts_embed(texts=[c["text"] for c in plan])  # cache hits, bar any evicted entries
+    vectors = texts_embed(texts=[c["text"] for c in plan], scope=embedding_scope(document.collection_id))  # cache hits
     with transaction.atomic():
+        _ingest_statement_timeout()
         locked = Document.objects.select_for_update().filter(pk=document.pk, version=document.version).first()
         if locked is None or locked.status in (Document.Status.READY, Document.Status.FAILED):
             return Step.SKIPPED
@@ -452,7 +494,7 @@ def _store(document: Document, plan: list[dict]) -> str:
                     token_count=c["tokens"], embedding=vectors[i],
                     metadata={"heading_path": c["headings"], "char_start": c["start"], "char_end": c["end"],
                               "version": document.version},
-                    document_metadata=locked.metadata,
+                    document_metadata=chunk_metadata(locked.metadata),
                 )
                 for i, c in enumerate(plan)
             ),

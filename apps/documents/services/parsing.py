@@ -7,7 +7,9 @@ source has headings (Markdown, HTML), ``#`` heading lines, which is what
 
 Uploads are untrusted, so parsing is bounded: the extracted text may not exceed
 ``max_text_chars``, a PDF may not have more than ``max_pdf_pages`` pages, and
-pypdf's own decompression limits stay switched on. Every failure a user can fix
+pypdf's own decompression limits stay switched on. Its time is linear in the
+input: no backtracking regex runs over a whole line, and html.parser's quadratic
+handling of unfinished markup is replaced (see ``_HTMLParser``). Every failure a user can fix
 raises ``ParseError`` or ``UnsupportedFormat`` with a message meant to be shown
 to them as is.
 """
@@ -20,6 +22,9 @@ from collections.abc import Iterator
 
 import pypdf
 from bs4 import BeautifulSoup, CData, NavigableString, Tag
+from bs4.builder import HTMLParserTreeBuilder
+from bs4.builder._htmlparser import BeautifulSoupHTMLParser
+from bs4.exceptions import ParserRejectedMarkup
 from pypdf import PasswordType
 from pypdf.errors import DependencyError
 
@@ -168,8 +173,9 @@ def _bytes_decode(*, data: bytes, name: str, encoding: str = "utf-8") -> str:
         ) from None
 
 
-# A level-1 ATX heading with text, without its optional closing '#'s.
-_MARKDOWN_TITLE = re.compile(r"#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
+# A longer line is a paragraph, not a heading: real headings are short, and
+# every chunk under a heading repeats its text in its heading path.
+HEADING_MAX_CHARS = 1000
 # Code fences: '#' lines inside them are comments, not headings.
 _MARKDOWN_FENCE = re.compile(r" {0,3}(?:```|~~~)")
 
@@ -187,9 +193,33 @@ def _markdown_title(*, text: str) -> str | None:
     for line in text.split("\n"):
         if _MARKDOWN_FENCE.match(line):
             in_fence = not in_fence
-        elif not in_fence and (match := _MARKDOWN_TITLE.fullmatch(line.rstrip())):
-            return match.group(1).strip()
+        elif not in_fence and (heading := markdown_heading(line=line)) and heading[0] == 1:
+            return heading[1]
     return None
+
+
+def markdown_heading(*, line: str) -> tuple[int, str] | None:
+    """The level and text of a Markdown ATX heading line (``"## Title ##"`` gives
+    ``(2, "Title")``), or None when ``line`` is not one.
+
+    A heading is 1 to 6 '#'s, blanks, then its text, less an optional closing run
+    of blanks and '#'s. Parsed with str methods rather than a regex such as
+    ``#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?``, which backtracks in time quadratic in the
+    line (``"# a" + " " * n + "#b"``), and a line longer than HEADING_MAX_CHARS
+    is never a heading.
+    """
+    line = line.rstrip()
+    if len(line) > HEADING_MAX_CHARS:
+        return None
+    text = line.lstrip("#")
+    level = len(line) - len(text)
+    if not 1 <= level <= 6 or not text.startswith((" ", "\t")):
+        return None
+    text = text.lstrip(" \t")
+    # The line ends in non-whitespace, so text is not empty and does not start
+    # with a blank: a closing run of blanks and '#'s always leaves some text.
+    body = text.rstrip("#")
+    return level, (body if body.endswith((" ", "\t")) else text).strip()
 
 
 # --- HTML -------------------------------------------------------------------
@@ -212,12 +242,78 @@ _CONTENT_TYPE_CHARSET = re.compile(r"charset\s*=\s*[\"']?([a-zA-Z0-9_.:-]+)", re
 # A paragraph that would read as a Markdown heading must not become one.
 _HEADING_LIKE = re.compile(r"#{1,6}[ \t]")
 _WHITESPACE = re.compile(r"\s+")
+# "&#" that does not start a character reference html.parser accepts: with
+# convert_charrefs off, as Beautiful Soup runs it, one stops feed() there.
+_HTML_BAD_CHARREF = re.compile(r"&#(?!(?:[0-9]+|[xX][0-9a-fA-F]+)[^0-9a-fA-F])")
+_HTML_TAG_OPEN = re.compile(r"</?[a-zA-Z]")
+
+
+class _HTMLParser(BeautifulSoupHTMLParser):
+    """html.parser as Beautiful Soup drives it, but linear in the input whatever the Python release.
+
+    Python's HTMLParser before the fix for CVE-2025-6069 (gh-135462, in the
+    2025 security releases; 3.11.7 lacks it) handles markup left unfinished at
+    the end of the input, such as a '<' with no '>' after it or '<!--' with no
+    '-->', by emitting it as text up to the next '<' and scanning from there to
+    the end again: time quadratic in the tail ("<p>x</p>" + "<meta " * 20000,
+    120 KB, took 27 s). feed() stops at the first such construct; here, as in
+    the fixed releases and in HTML5, that construct runs to the end of the input.
+    """
+
+    def close(self) -> None:
+        rest = self.rawdata
+        if rest.startswith("<") and not self.cdata_elem:
+            self.rawdata = ""
+            self._unfinished_handle(rest=rest)
+        super().close()
+
+    def _unfinished_handle(self, *, rest: str) -> None:
+        """Handle the construct that starts ``rest`` and is not finished by the end of the input."""
+        if len(rest) == 1 or rest == "</":
+            self.handle_data(rest)
+        elif _HTML_TAG_OPEN.match(rest):
+            pass  # an unfinished start or end tag is dropped
+        elif rest.startswith("<!--"):
+            end = len(rest)
+            for suffix in ("--!", "--", "-"):
+                if rest.endswith(suffix, 4):
+                    end -= len(suffix)
+                    break
+            self.handle_comment(rest[4:end])
+        elif rest.startswith("<![CDATA["):
+            self.unknown_decl(rest[3:])
+        elif rest[:9].lower() == "<!doctype":
+            self.handle_decl(rest[2:])
+        elif rest.startswith(("<!", "</")):
+            self.handle_comment(rest[2:])  # a bogus comment
+        elif rest.startswith("<?"):
+            self.handle_pi(rest[2:])
+
+
+class _HTMLTreeBuilder(HTMLParserTreeBuilder):
+    def feed(self, markup: str) -> None:
+        # Only an unfinished construct may stop feed() (see _HTMLParser), so
+        # make each '&#' that starts no character reference plain text.
+        super().feed(_HTML_BAD_CHARREF.sub("&amp;#", markup), _parser_class=_HTMLParser)
 
 
 def _html_parse(*, data: bytes, name: str, content_type: str | None, max_text_chars: int) -> tuple[str, str | None]:
     text = _bytes_decode(data=data, name=name, encoding=_html_charset(data=data, content_type=content_type))
-    soup = BeautifulSoup(text, "html.parser")
+    try:
+        return _html_text(soup=BeautifulSoup(text, builder=_HTMLTreeBuilder()))
+    except ParserRejectedMarkup as exc:
+        # html.parser rejects a few malformed declarations, such as "<![foo[".
+        detail = str(exc).strip().rsplit("\n", 1)[-1].strip()[:200]
+        raise ParseError(
+            f"{name} has HTML markup that cannot be parsed ({detail}). Fix or remove it and upload the file again."
+        ) from None
+    except RecursionError:
+        raise ParseError(
+            f"{name} has HTML elements nested too deeply to read. Simplify the document and upload it again."
+        ) from None
 
+
+def _html_text(*, soup: BeautifulSoup) -> tuple[str, str | None]:
     title = _html_title(soup=soup)
     for tag in soup.find_all(_HTML_DROPPED):
         if not tag.decomposed:
@@ -260,10 +356,18 @@ def _html_charset(*, data: bytes, content_type: str | None) -> str:
 
 
 def _html_title(*, soup: BeautifulSoup) -> str | None:
-    for tag in soup.find_all("title"):
-        # <svg> has <title> children for tooltips; only the document's counts.
-        if tag.find_parent("svg") is None:
+    """The text of the first <title> outside <svg> (where titles are tooltips), in document order.
+
+    A walk that skips <svg> subtrees, rather than find_all("title") and a
+    find_parent("svg") for each, which is quadratic in nested titles.
+    """
+    stack: list[Tag] = [soup]
+    while stack:
+        tag = stack.pop()
+        if tag.name == "title":
             return _WHITESPACE.sub(" ", tag.get_text()).strip() or None
+        if tag.name != "svg":
+            stack.extend(child for child in reversed(tag.contents) if isinstance(child, Tag))
     return None
 
 
@@ -351,6 +455,10 @@ def _pdf_parse(*, data: bytes, name: str, max_pdf_pages: int, max_text_chars: in
             return _pdf_extract(data=data, name=name, max_pdf_pages=max_pdf_pages, max_text_chars=max_text_chars)
     except ParseError:
         raise
+    except RecursionError:
+        raise ParseError(
+            f"{name} has PDF objects nested too deeply to read. Re-save or re-export it as PDF and upload it again."
+        ) from None
     except DependencyError as exc:
         # Raised for AES encryption when the optional cryptography package is
         # not installed (it is not, here).

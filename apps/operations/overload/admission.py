@@ -18,6 +18,11 @@ A class is admitted to a stage while the estimated wait there stays under its ow
 lowest class is therefore shed first, and because each class has its own priority list
 (and batch its own generate pool), shed work never reaches the workers at all.
 
+Waits count messages; the broker Redis fills with bytes. While its ``used_memory`` is
+above ``SLUICE_BROKER_MEMORY_SHARE`` of its limit every request is rejected
+(``broker_memory``) except critical ones, which keep the upper half of the headroom: a
+noeviction Redis that fills refuses every write, queued answers and heartbeats included.
+
 Policies follow DRF's throttle shape: ``allow_request(...)`` decides, ``wait()`` says
 when to retry.
 """
@@ -30,7 +35,7 @@ from django.conf import settings
 from .breaker import breaker_state
 from .capacity import slots_limit
 from apps.operations.metrics import counter, gauge_source, metric_inc
-from workers.load import QueueLoad, queue_loads
+from workers.load import BrokerMemory, QueueLoad, broker_memory, queue_loads
 from workers.queues import PriorityClass, Queue
 
 from .policy import Policy, overload_policy
@@ -50,7 +55,8 @@ class Route(enum.StrEnum):
 @dataclasses.dataclass(frozen=True)
 class Admission:
     route: Route
-    reason: str = ""  # why not full: retrieve_queue_wait, generate_queue_wait, deadline, breaker_open, no_workers
+    # why not full: retrieve_queue_wait, generate_queue_wait, deadline, breaker_open, no_workers, broker_memory
+    reason: str = ""
     retry_after: int = 0
     waits: dict = dataclasses.field(default_factory=dict)  # estimated seconds per stage
 
@@ -102,13 +108,19 @@ class AdmitAll:
         return 0.0
 
 
+# Seconds a request refused for broker memory is told to wait: results expire and queues
+# drain over seconds to minutes, not milliseconds.
+BROKER_MEMORY_RETRY = 10
+
+
 class QueueWaitAdmission:
     def __init__(self, *, policy: Policy, loads: dict[str, QueueLoad], generation_slots: tuple[int, int] | None,
-                 breaker: str):
+                 breaker: str, broker: BrokerMemory | None = None):
         self.policy = policy
         self.loads = loads
         self.generation_slots = generation_slots
         self.breaker = breaker
+        self.broker = broker
         self._retry_after = 1.0
 
     def allow_request(self, *, priority_class: str, deadline_s: float, needs_generation: bool) -> Admission:
@@ -119,6 +131,8 @@ class QueueWaitAdmission:
         waits = {"retrieve": _rounded(wait_r)}
         if retrieve.capacity <= 0:
             return self._reject("no_workers", waits, retry=10)
+        if self._broker_full(priority_class):
+            return self._reject("broker_memory", waits, retry=BROKER_MEMORY_RETRY)
         if wait_r > limit or wait_r + retrieve.service_time > deadline_s:
             return self._reject("retrieve_queue_wait" if wait_r > limit else "deadline", waits,
                                 retry=wait_r - limit + retrieve.service_time)
@@ -141,6 +155,14 @@ class QueueWaitAdmission:
             return self._reject(reason, waits, retry=wait_g - limit + generate.service_time)
         return Admission(route=Route.RETRIEVAL_ONLY, reason=reason, waits=waits)
 
+    def _broker_full(self, priority_class: str) -> bool:
+        """The broker Redis is above this class's share of its memory limit:
+        SLUICE_BROKER_MEMORY_SHARE, for critical requests halfway from there to full."""
+        if self.broker is None or not self.broker.limit:
+            return False
+        share = settings.SLUICE_BROKER_MEMORY_SHARE
+        return self.broker.share >= ((1 + share) / 2 if priority_class == PriorityClass.CRITICAL else share)
+
     def _reject(self, reason: str, waits: dict, *, retry: float) -> Admission:
         self._retry_after = max(1.0, retry) if math.isfinite(retry) else 10.0
         return Admission(route=Route.REJECT, reason=reason, retry_after=math.ceil(self._retry_after), waits=waits)
@@ -161,7 +183,7 @@ def admission_policy(*, generation_backend: str) -> AdmitAll | QueueWaitAdmissio
     loads = queue_loads([q.value for q in Queue if q is not Queue.EMBED])
     return QueueWaitAdmission(
         policy=policy, loads=loads, generation_slots=slots_limit(generation_backend),
-        breaker=breaker_state(generation_backend),
+        breaker=breaker_state(generation_backend), broker=broker_memory(),
     )
 
 

@@ -59,7 +59,7 @@ async def query_api(request):
     if query.response_mode == "stream":
         return event_stream(relay(query, outcome, started=started, web_ms=web_ms))
     try:
-        meta = await result_wait(outcome.task_id, timeout=max(0.0, query.deadline - time.monotonic()))
+        meta = await result_wait(outcome.task_id, timeout=max(0.0, query.deadline - time.monotonic()), forget=True)
     except ResultTimeout:
         meta = await chain_failure(outcome.task_ids)
         if meta is None:

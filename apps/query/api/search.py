@@ -37,7 +37,7 @@ async def search_api(request):
         return overloaded_response(outcome.admission, priority_class=search.priority_class)
     web_ms = round(elapsed_ms(started) - outcome.enqueue_ms, 1)
     try:
-        meta = await result_wait(outcome.task_id, timeout=search.deadline_s)
+        meta = await result_wait(outcome.task_id, timeout=search.deadline_s, forget=True)
     except ResultTimeout:
         return _timeout(f"the search did not finish within its deadline ({search.deadline_s:.1f}s); retry later")
     if meta["status"] == "SUCCESS" and meta["result"] is None:

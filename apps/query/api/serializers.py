@@ -11,7 +11,10 @@ class SearchRequestSerializer(serializers.Serializer):
     query = serializers.CharField(max_length=settings.SLUICE_QUERY_MAX_CHARS, allow_blank=False)
     top_k = serializers.IntegerField(min_value=1, max_value=settings.SLUICE_SEARCH_MAX_TOP_K, default=5)
     mode = serializers.ChoiceField(choices=MODES, default="hybrid")
-    filters = serializers.JSONField(required=False, default=dict)
+    filters = serializers.JSONField(required=False, default=dict, help_text=(
+        "document metadata key → value or list of values (any of them); `document_ids` → list of ids. At most 20 "
+        "keys of 100 values, string values up to SLUICE_FILTER_VALUE_MAX_CHARS characters, SLUICE_FILTERS_MAX_BYTES "
+        "as JSON"))
     # Optional downgrade of the caller's class (never an upgrade), and a tighter deadline.
     priority = serializers.ChoiceField(choices=PriorityClass.values, required=False)
     deadline_ms = serializers.IntegerField(min_value=100, max_value=3_600_000, required=False)

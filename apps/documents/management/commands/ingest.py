@@ -5,6 +5,7 @@ then the command follows their status with a progress bar until each is ready or
 and prints a summary: ingested, skipped as duplicates, failed with reasons.
 """
 import mimetypes
+import stat
 import time
 from pathlib import Path
 
@@ -76,13 +77,23 @@ class Command(BaseCommand):
         for path in paths:
             if not path.exists():
                 raise CommandError(f"{path} does not exist")
+            # Directories: regular files only (is_file is false for a link to a device or FIFO).
             files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
         return files
 
     def _item(self, path: Path) -> UploadItem:
-        data = path.read_bytes()
-        if len(data) > settings.SLUICE_UPLOAD_MAX_BYTES:
-            raise ValueError(f"{len(data)} bytes is over the SLUICE_UPLOAD_MAX_BYTES limit")
+        # The size is checked before reading, on the file itself (no following a link to a
+        # device or a FIFO, which would read forever); at most the limit + 1 byte is read.
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file (a device, FIFO or socket); skipped")
+        limit = settings.SLUICE_UPLOAD_MAX_BYTES
+        if info.st_size > limit:
+            raise ValueError(f"{info.st_size} bytes is over the SLUICE_UPLOAD_MAX_BYTES limit ({limit})")
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError(f"grew past the SLUICE_UPLOAD_MAX_BYTES limit ({limit}) while being read")
         content_type = mimetypes.guess_type(path.name)[0] or ""
         fmt = document_format_detect(data=data, filename=path.name, content_type=content_type or None)
         return UploadItem(data=data, format=fmt, filename=path.name, content_type=content_type, title=path.stem)

@@ -80,7 +80,8 @@ class Command(BaseCommand):
             if health["failing"]:
                 verdict = "FAILING: " + ", ".join(health["failing"])
             elif health["degraded"]:
-                verdict = "degraded (reads skip " + ", ".join(health["degraded"]) + ")"
+                verdict = "degraded: " + ", ".join(health["degraded"]) + " (reads skip a replica that is down; " \
+                          "without the cache Redis nothing is cached)"
             else:
                 verdict = "healthy"
             self.stdout.write(f"health: {verdict}")
