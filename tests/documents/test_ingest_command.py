@@ -47,3 +47,25 @@ def test_ingest_directory_recursively_with_summary(tmp_path, user, live_db):
 def test_ingest_reports_a_missing_path(user, live_db):
     result = _ingest("/does/not/exist", "--collection", "x", "--owner", user.username)
     assert result.returncode != 0 and "does not exist" in result.stderr
+
+
+def test_ingest_refuses_devices_fifos_and_oversize_files_without_reading_them(tmp_path, user, live_db):
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")  # would read forever
+    os.mkfifo(tmp_path / "pipe.txt")  # would block forever
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as handle:  # sparse: over the limit without writing it
+        handle.truncate(settings.SLUICE_UPLOAD_MAX_BYTES + 1)
+    (tmp_path / "ok.txt").write_text("A small, ordinary file.")
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+
+    explicit = _ingest(str(tmp_path / "zero.txt"), str(tmp_path / "pipe.txt"), str(big), str(tmp_path / "ok.txt"),
+                       "--collection", name, "--owner", user.username)
+    assert explicit.returncode == 1, explicit.stdout + explicit.stderr
+    assert "1 ingested" in explicit.stdout and "3 failed" in explicit.stdout, explicit.stdout
+    assert "zero.txt: not a regular file" in explicit.stdout and "pipe.txt: not a regular file" in explicit.stdout
+    assert f"big.txt: {settings.SLUICE_UPLOAD_MAX_BYTES + 1} bytes is over the SLUICE_UPLOAD_MAX_BYTES" in explicit.stdout
+
+    # A directory: only regular files are picked up (the link to a device and the FIFO are not).
+    walked = _ingest(str(tmp_path), "--collection", name, "--owner", user.username)
+    assert "zero.txt" not in walked.stdout and "pipe.txt" not in walked.stdout
+    assert "big.txt" in walked.stdout  # a regular file: refused by size, with the reason

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.stack
 BASE = f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}"
 # Examples per operation and mode: a larger budget in CI (CI=true), where the suite has
 # time for it within its 15 minutes; a small one for quick local runs.
-EXAMPLES = int(os.environ.get("SLUICE_SCHEMATHESIS_EXAMPLES") or (20 if os.environ.get("CI") else 4))
+EXAMPLES = int(os.environ.get("SLUICE_SCHEMATHESIS_EXAMPLES") or (50 if os.environ.get("CI") else 4))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
 

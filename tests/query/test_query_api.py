@@ -9,6 +9,7 @@ import pytest
 from apps.documents.models import Chunk
 from apps.generation.services.extractive import EXTRACTIVE_LABEL
 from apps.query.models import QueryLog
+from tests.helpers import wait_document
 
 pytestmark = pytest.mark.stack
 
@@ -120,3 +121,22 @@ def test_bad_query_requests_are_400(client, collection, body, field):
 def test_unknown_collection_is_404(client, stack):
     response = client.post("/query/", json={"collection": 123456789, "query": "hello"})
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_an_answer_made_before_a_purge_is_not_cached_after_it(client, collection, live_db):
+    """The purge generation (the stale floor) guards the cache writes: an answer computed
+    for a version older than the last removal of text is not stored."""
+    from apps.query.caches import CacheScope, answer_cache_store, answer_caches_purge, exact_get, stale_get
+
+    document = client.post(f"/collections/{collection['id']}/documents/", json={"text": "Otters hold hands."})
+    document_id = document.json()["documents"][0]["id"]
+    assert wait_document(client, document_id)["status"] == "ready"
+    version = client.get(f"/collections/{collection['id']}/").json()["content_version"]
+    before = CacheScope(collection_id=collection["id"], content_version=version, params="p")
+    assert client.delete(f"/documents/{document_id}/").status_code == 204
+    answer_caches_purge(collection_id=collection["id"], document_id=document_id)  # (also run on commit)
+    body = {"answer": "Otters hold hands [1].", "citations": [{"document_id": document_id}], "generator": "extractive"}
+    answer_cache_store(scope=before, query="what do otters do", vector=None, body=body, semantic=False)
+    assert exact_get(scope=before, query="what do otters do") is None
+    later = CacheScope(collection_id=collection["id"], content_version=version + 5, params="p")
+    assert stale_get(scope=later, query="what do otters do") is None
