@@ -99,6 +99,16 @@ def _pid_file_live(process) -> int | None:
     return None
 
 
+def _up_watched(stack, watch, fault: dict, echo) -> None:
+    """``stack up`` (as an operator would) while ``watch`` waits for the part to be back."""
+    watch.start()
+    up_started = time.monotonic()
+    stack.up(echo=echo)
+    fault["up_s"] = time.monotonic() - up_started
+    watch.join(timeout=5)
+    fault["t_back"] = watch.at or time.monotonic()
+
+
 def _kill9(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
     try:  # the stack's processes are this process's children: reap, leave no zombie
@@ -327,12 +337,7 @@ def main() -> int:
             fault["t_fault"] = now()
             _kill9(pid)
             watch = Watch(lambda: _pid_file_live(worker) not in (None, pid))
-            watch.start()
-            up_started = now()
-            stack.up(echo=echo)
-            fault["up_s"] = now() - up_started
-            watch.join(timeout=5)
-            fault["t_back"] = watch.at or now()
+            _up_watched(stack, watch, fault, echo)
             time.sleep(3)
             orphans += [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
             fault["orphans"] = len(orphans)
@@ -374,12 +379,7 @@ def main() -> int:
             fault["t_fault"] = now()
             _kill9(stack.redis.pid())
             watch = Watch(lambda: _pid_file_live(stack.redis) is not None and port_open(c.host, c.redis_port))
-            watch.start()
-            up_started = now()
-            stack.up(echo=echo)
-            fault["up_s"] = now() - up_started
-            watch.join(timeout=5)
-            fault["t_back"] = watch.at or now()
+            _up_watched(stack, watch, fault, echo)
             faults.append(fault)
             pause(fault)
 

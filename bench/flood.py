@@ -426,18 +426,12 @@ def main() -> int:
     flood_samples = [s for s in sampler.samples if s["phase"] in ("flood", "drain")]
     m_evicted0 = before.get("cache_evicted", 0)
     memory = {
-        "broker_before": before.get("broker_used"),
-        "broker_max": max(s.get("broker_used", 0) for s in flood_samples + [after]),
-        "broker_after": after.get("broker_used"),
-        "broker_dataset_before": before.get("broker_dataset"),
-        "broker_dataset_max": max(s.get("broker_dataset", 0) for s in flood_samples + [after]),
-        "broker_dataset_after": after.get("broker_dataset"),
-        "broker_clients_before": before.get("broker_clients"),
-        "broker_clients_max": max(s.get("broker_clients", 0) for s in flood_samples + [after]),
-        "broker_clients_after": after.get("broker_clients"),
-        "broker_connections_before": before.get("broker_connections"),
-        "broker_connections_max": max(s.get("broker_connections", 0) for s in flood_samples + [after]),
-        "broker_connections_after": after.get("broker_connections"),
+        **{f"{name}_{when}": value for name, field in (
+            ("broker", "broker_used"), ("broker_dataset", "broker_dataset"), ("broker_clients", "broker_clients"),
+            ("broker_connections", "broker_connections"))
+           for when, value in (("before", before.get(field)),
+                               ("max", max(s.get(field, 0) for s in flood_samples + [after])),
+                               ("after", after.get(field)))},
         "cache_over_samples": sum(1 for s in sampler.samples if s.get("cache_used", 0) > s.get("cache_max", 1 << 62)),
         "samples": len(sampler.samples),
         "broker_aof_max": max(s.get("broker_aof", 0) for s in flood_samples + [after]),
