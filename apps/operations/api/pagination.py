@@ -23,3 +23,12 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
                     f"must be a whole number from 1 to {self.max_limit} (SLUICE_PAGE_MAX_LIMIT); page through "
                     "longer lists with offset"]})
         return super().get_limit(request)
+
+    def get_schema_operation_parameters(self, view):
+        """The OpenAPI parameters, with ``limit``'s bounds stated."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.limit_query_param:
+                parameter["schema"] = {**parameter.get("schema", {}), "minimum": 1, "maximum": self.max_limit}
+                parameter["description"] = f"items per page, at most {self.max_limit} (SLUICE_PAGE_MAX_LIMIT)"
+        return parameters
