@@ -32,12 +32,10 @@ from .generate import answer_make
 from .log import query_dropped, query_log_finish
 from .models import QueryLog
 from .plan import QueryPlan, Searched
+from .timing import elapsed_ms
 
 logger = logging.getLogger(__name__)
 
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def search_run(*, collection_ids: list[int], query: str, mode: str, top_k: int, filters: dict,
@@ -48,13 +46,13 @@ def search_run(*, collection_ids: list[int], query: str, mode: str, top_k: int, 
     if mode != "text" and vector is None:
         started = time.perf_counter()
         vector = texts_embed(texts=[query], scope=embedding_scope(collection_ids[0]))[0]
-        timings["embed_ms"] = _ms(started)
+        timings["embed_ms"] = elapsed_ms(started)
     started = time.perf_counter()
     hits = chunks_search(
         collection_ids=collection_ids, query=query, query_vector=vector, mode=mode, top_k=top_k, filters=filters,
         deadline=deadline,
     )
-    timings["retrieve_ms"] = _ms(started)
+    timings["retrieve_ms"] = elapsed_ms(started)
     return Searched(hits=[hit.as_dict() for hit in hits], timings=timings)
 
 
@@ -102,13 +100,13 @@ def _ladder(*, plan: QueryPlan, collection_ids: list[int], query: str, mode: str
     if mode != "text" or use_semantic:
         started = time.perf_counter()
         vector = texts_embed(texts=[query], scope=embedding_scope(collection_ids[0]))[0]
-        timings["embed_ms"] = _ms(started)
+        timings["embed_ms"] = elapsed_ms(started)
     hit = None
     if use_semantic and vector is not None:
         started = time.perf_counter()
         hit = semantic_get(scope=plan.scope, vector=vector, threshold=policy.semantic_cache_threshold,
                            allow_stale=plan.degraded_route and policy.stale_cache_enabled)
-        timings["cache_ms"] = _ms(started)
+        timings["cache_ms"] = elapsed_ms(started)
     if hit is not None and not hit.stale:
         store_result(plan.answer_task_id, _semantic_deliver(hit, plan=plan, timings=timings))
         return

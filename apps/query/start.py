@@ -29,12 +29,10 @@ from .log import query_log_finish, query_log_start
 from .models import QueryLog
 from .plan import QueryPlan
 from .tasks import query_enqueue, search_enqueue
+from .timing import elapsed_ms
 
 logger = logging.getLogger(__name__)
 
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +104,7 @@ def search_start(request: Request) -> Rejected | Enqueued:
             collection_ids=[request.collection.pk], query=request.query, mode=request.mode, top_k=request.top_k,
             filters=request.filters, priority=int(request.priority_class.priority), expires=request.deadline_s,
         )
-    return Enqueued(task_id=task_id, enqueue_ms=_ms(started))
+    return Enqueued(task_id=task_id, enqueue_ms=elapsed_ms(started))
 
 
 def query_start(request: Request, *, stream: bool) -> Cached | Rejected | Enqueued:
@@ -126,7 +124,7 @@ def query_start(request: Request, *, stream: bool) -> Cached | Rejected | Enqueu
         cached = exact_get(scope=scope, query=request.query)
         if cached is not None:
             return _cached_answer(request, cached, log_fields=log_fields, served_by="exact_cache",
-                                  timings={"cache_ms": _ms(started)})
+                                  timings={"cache_ms": elapsed_ms(started)})
 
     generate = generation_configured()
     admission = _admit(request, endpoint="query", needs_generation=generate)
@@ -136,7 +134,7 @@ def query_start(request: Request, *, stream: bool) -> Cached | Rejected | Enqueu
             stale = stale_get(scope=scope, query=request.query)
             if stale is not None:
                 return _cached_answer(request, stale, log_fields=log_fields, served_by="stale_cache",
-                                      timings={"cache_ms": _ms(started)}, stale=True, reason=admission.reason,
+                                      timings={"cache_ms": elapsed_ms(started)}, stale=True, reason=admission.reason,
                                       cached_for_version=stale["cached_for_version"])
         log = query_log_start(**log_fields, outcome=QueryLog.Outcome.REJECTED, served_by="",
                               error=f"shed by admission control: {admission.reason}", latency_ms=0.0)
@@ -159,7 +157,7 @@ def query_start(request: Request, *, stream: bool) -> Cached | Rejected | Enqueu
                       top_k=request.top_k, filters=request.filters, plan=plan, task_id=task_ids[0],
                       expires=request.deadline_s + EXPIRES_GRACE)
     return Enqueued(task_id=task_ids[1], task_ids=task_ids, query_id=log.pk, route=admission.route,
-                    enqueue_ms=_ms(started))
+                    enqueue_ms=elapsed_ms(started))
 
 
 def _cached_answer(request: Request, cached: dict, *, log_fields: dict, served_by: str, timings: dict,

@@ -21,7 +21,7 @@ from .schemas import QueryApiSchema
 from .serializers import QueryRequestSerializer
 from .stream import cached_events, event_stream, relay
 from .results import chain_failure, give_up, with_total
-from .timing import elapsed_ms
+from ..timing import elapsed_ms
 
 
 def _query_start(drf_request):

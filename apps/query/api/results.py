@@ -13,7 +13,7 @@ from workers.state import async_redis
 from ..log import query_log_finish
 from ..models import QueryLog
 from .schemas import TaskApiSchema
-from .timing import elapsed_ms, timings_complete
+from ..timing import elapsed_ms, timings_complete
 
 
 def state_redis_async():

@@ -18,7 +18,7 @@ from .serializers import QueryRequestSerializer, SearchRequestSerializer
 
 
 class TimingsSerializer(serializers.Serializer):
-    """Milliseconds per stage (see apps/retrieval/api/timing.py); other stages may appear."""
+    """Milliseconds per stage (see apps/query/timing.py); other stages may appear."""
 
     embed_ms = serializers.FloatField(required=False)
     retrieve_ms = serializers.FloatField(required=False)

@@ -13,7 +13,7 @@ from ..start import Rejected, search_start
 from .requests import request_from
 from .schemas import SearchApiSchema
 from .serializers import SearchRequestSerializer
-from .timing import elapsed_ms, timings_complete
+from ..timing import elapsed_ms, timings_complete
 
 
 def _search_start(drf_request):
