@@ -79,8 +79,8 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
                 for queue in self.queues:
                     pipe.zrem(CAPACITY_KEY.format(queue=queue), self.hostname)
                     pipe.hdel(CONCURRENCY_KEY.format(queue=queue), self.hostname)
+                instance_stopped(pipe=pipe)
                 pipe.execute()
-                instance_stopped()
             except Exception:  # Redis may already be gone when the whole stack stops.
                 logger.warning("could not remove heartbeat keys %s", self.keys)
 
@@ -96,12 +96,10 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
                 pipe.zremrangebyscore(CAPACITY_KEY.format(queue=queue), "-inf", now)
                 pipe.zadd(CAPACITY_KEY.format(queue=queue), {self.hostname: now + ttl})
                 pipe.hset(CONCURRENCY_KEY.format(queue=queue), self.hostname, self.concurrency)
+                # ... and their concurrency entries with them, so the hash stays bounded.
+                pipe.eval(_CONCURRENCY_PRUNE, 2, CAPACITY_KEY.format(queue=queue), CONCURRENCY_KEY.format(queue=queue))
             instance_beat(pipe=pipe, hostname=self.hostname, queues=self.queues, ttl=ttl)
             pipe.execute()
-            for queue in self.queues:
-                # ... and their concurrency entries with them, so the hash stays bounded.
-                state_redis().eval(_CONCURRENCY_PRUNE, 2, CAPACITY_KEY.format(queue=queue),
-                                   CONCURRENCY_KEY.format(queue=queue))
             inflight_prune()
         except Exception as exc:  # A missed beat must never kill the worker.
             logger.warning("worker heartbeat failed: %s", exc)

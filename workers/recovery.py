@@ -91,26 +91,28 @@ def instance_beat(*, pipe, hostname: str, queues: list[str], ttl: int) -> None:
     pipe.set(INSTANCE_KEY.format(instance=instance), json.dumps({"hostname": hostname, "queues": queues}), ex=ttl)
 
 
+def _inflight(instance: str) -> tuple[list[str], list[str]]:
+    """``(unacknowledged, acknowledged)`` delivery tags indexed under ``instance``: those
+    still in kombu's ``unacked`` hash, and those gone from it."""
+    tags = [t.decode() for t in state_redis().zrange(INFLIGHT_KEY.format(instance=instance), 0, -1)]
+    present = broker_redis().hmget(UNACKED_KEY, tags) if tags else []
+    return ([tag for tag, payload in zip(tags, present) if payload is not None],
+            [tag for tag, payload in zip(tags, present) if payload is None])
+
+
 def inflight_prune() -> None:
     """Drop indexed deliveries that were acknowledged (no longer in kombu's hash)."""
-    key = INFLIGHT_KEY.format(instance=instance_id())
-    redis = state_redis()
-    tags = [t.decode() for t in redis.zrange(key, 0, -1)]
-    if not tags:
-        return
-    present = broker_redis().hmget(UNACKED_KEY, tags)
-    done = [tag for tag, payload in zip(tags, present) if payload is None]
+    _, done = _inflight(instance_id())
     if done:
-        redis.zrem(key, *done)
+        state_redis().zrem(INFLIGHT_KEY.format(instance=instance_id()), *done)
 
 
-def instance_stopped() -> None:
-    """A clean shutdown: kombu itself gives back what this instance had not acknowledged."""
+def instance_stopped(*, pipe) -> None:
+    """Part of a clean shutdown's last write (workers/heartbeat.py): kombu itself gives back
+    what this instance had not acknowledged."""
     instance = instance_id()
-    pipe = state_redis().pipeline(transaction=False)
     pipe.delete(INSTANCE_KEY.format(instance=instance), INFLIGHT_KEY.format(instance=instance))
     pipe.srem(INSTANCES_KEY, instance)
-    pipe.execute()
 
 
 def unacked_kwargs(*, task_name: str) -> list[dict]:
@@ -145,10 +147,7 @@ def dead_workers_requeue() -> int:
     for instance in instances:
         if redis.exists(INSTANCE_KEY.format(instance=instance)):
             continue
-        key = INFLIGHT_KEY.format(instance=instance)
-        tags = [t.decode() for t in redis.zrange(key, 0, -1)]
-        pending = [tag for tag, payload in zip(tags, broker_redis().hmget(UNACKED_KEY, tags) if tags else [])
-                   if payload is not None]
+        pending, _ = _inflight(instance)
         if pending:
             with current_app.connection_for_write() as connection:
                 qos = connection.default_channel.qos
@@ -159,7 +158,7 @@ def dead_workers_requeue() -> int:
             logger.warning("worker instance %s stopped beating; requeued its %d unacknowledged message(s)",
                            instance, len(pending))
         pipe = redis.pipeline(transaction=False)
-        pipe.delete(key)
+        pipe.delete(INFLIGHT_KEY.format(instance=instance))
         pipe.srem(INSTANCES_KEY, instance)
         pipe.execute()
     return requeued
@@ -229,30 +228,35 @@ def dead_letter_count() -> int:
     return int(state_redis().llen(DEAD_LETTER_KEY))
 
 
+def _dead_letter_find(task_id: str) -> tuple[bytes, dict] | None:
+    """The stored entry of a dead-lettered ``task_id`` (raw, as it is in the list, and decoded)."""
+    for raw in state_redis().lrange(DEAD_LETTER_KEY, 0, -1):
+        entry = json.loads(raw)
+        if entry["task_id"] == task_id:
+            return raw, entry
+    return None
+
+
 def dead_letter_retry(*, task_id: str) -> bool:
     """Send a dead-lettered message once more (its start count reset); False if unknown."""
-    redis = state_redis()
-    for raw in redis.lrange(DEAD_LETTER_KEY, 0, -1):
-        entry = json.loads(raw)
-        if entry["task_id"] != task_id:
-            continue
-        redis.delete(STARTS_KEY.format(task_id=task_id))
-        current_app.send_task(entry["task"], args=entry["args"], kwargs=entry["kwargs"], queue=entry["queue"],
-                      task_id=task_id)
-        redis.lrem(DEAD_LETTER_KEY, 1, raw)
-        logger.info("dead-lettered task %s (%s) sent again", task_id, entry["task"])
-        return True
-    return False
+    found = _dead_letter_find(task_id)
+    if found is None:
+        return False
+    raw, entry = found
+    state_redis().delete(STARTS_KEY.format(task_id=task_id))
+    current_app.send_task(entry["task"], args=entry["args"], kwargs=entry["kwargs"], queue=entry["queue"],
+                          task_id=task_id)
+    state_redis().lrem(DEAD_LETTER_KEY, 1, raw)
+    logger.info("dead-lettered task %s (%s) sent again", task_id, entry["task"])
+    return True
 
 
 def dead_letter_discard(*, task_id: str) -> bool:
     """Drop a dead-lettered message for good; False if unknown."""
-    redis = state_redis()
-    for raw in redis.lrange(DEAD_LETTER_KEY, 0, -1):
-        if json.loads(raw)["task_id"] == task_id:
-            redis.lrem(DEAD_LETTER_KEY, 1, raw)
-            return True
-    return False
+    found = _dead_letter_find(task_id)
+    if found is not None:
+        state_redis().lrem(DEAD_LETTER_KEY, 1, found[0])
+    return found is not None
 
 
 def _jsonable(value):
