@@ -7,12 +7,10 @@ without a message (a lost message, an enqueue while the broker was down).
 """
 import logging
 
-import redis
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
-from kombu.exceptions import OperationalError as BrokerError
 
+from workers.errors import TRANSIENT_ERRORS
 from workers.faults import fault_point
 from workers.queues import Priority, Queue
 from workers.tasks import task
@@ -31,8 +29,6 @@ logger = logging.getLogger(__name__)
 
 STEP_SOFT_TIME_LIMIT = 300
 STEP_TIME_LIMIT = STEP_SOFT_TIME_LIMIT + 30
-# Errors of a part that is down or restarting: the step is tried again later.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, redis.RedisError, BrokerError, ConnectionError)
 
 
 def document_ingest_enqueue(*, document_id: int, version: int) -> bool:

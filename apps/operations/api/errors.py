@@ -7,16 +7,14 @@ HTML page. docs/operations.md, "Failure modes".
 """
 import logging
 
-import psycopg
-import redis
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import InterfaceError, OperationalError as DatabaseOperationalError
 from django.http import Http404
-from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from workers.errors import DATABASE_ERRORS, REDIS_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +57,10 @@ def unavailable_error(exc: BaseException) -> Unavailable | None:
     connection, Redis or the broker unreachable); None for any other error."""
     if isinstance(exc, Unavailable):
         return exc
-    if isinstance(exc, (DatabaseOperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)):
+    if isinstance(exc, DATABASE_ERRORS):
         return Unavailable(part="database", message=(
             "Sluice cannot reach its database right now (restarting or down); retry in a few seconds."))
-    if isinstance(exc, (redis.RedisError, BrokerOperationalError, ConnectionError)):
+    if isinstance(exc, REDIS_ERRORS):
         return Unavailable(part="redis", message=(
             "Sluice cannot reach its queues and caches (Redis) right now; retry in a few seconds."))
     return None

@@ -3,10 +3,10 @@ queues themselves cannot be reached."""
 import contextlib
 import logging
 
-import redis
 from django.http import JsonResponse
-from kombu.exceptions import OperationalError
 from rest_framework import serializers
+
+from workers.errors import REDIS_ERRORS
 
 from ..overload.admission import Admission, priority_allowed, priority_class_of
 from .asyncapi import error_response
@@ -48,7 +48,7 @@ def broker_errors_as_503(*, on_error=None):
     (``on_error(exc)`` runs first, e.g. to mark a query log row failed), never a 500."""
     try:
         yield
-    except (redis.RedisError, OperationalError, ConnectionError) as exc:
+    except REDIS_ERRORS as exc:
         logger.error("queues unavailable: %r", exc)
         if on_error is not None:
             on_error(exc)
