@@ -12,7 +12,9 @@ class Collection(models.Model):
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="collections")
     description = models.TextField(blank=True, default="")
-    embedding_model = models.CharField(max_length=200)
+    embedding_model = models.CharField(
+        max_length=200, help_text="the model (and quantisation) of the collection's vectors; ingestion and search "
+                                  "need the configured encoder to produce the same (docs/ingestion.md, Encoders)")
     embedding_dim = models.PositiveIntegerField(default=EMBEDDING_DIM)
     # Bumped on every change to the collection's documents; answer caches key on it.
     content_version = models.PositiveBigIntegerField(default=0)
@@ -85,6 +87,9 @@ class Document(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     ready_at = models.DateTimeField(null=True, blank=True)
+    embedded_by = models.CharField(
+        max_length=200, blank=True, default="",
+        help_text="the encoder (runtime, quantisation, precision) that produced the ready version's vectors")
 
     class Meta:
         ordering = ["id"]

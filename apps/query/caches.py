@@ -101,10 +101,8 @@ def stale_floor(collection_id: int) -> int:
     return int(raw) if raw else 0
 
 
-def answer_caches_purge(*, collection_id: int, document_id: int) -> None:
-    """A document's content was deleted or replaced: no stale answer made before now may be
-    served again, and semantic entries citing it go (fresh ones are already unreachable:
-    the collection's version moved on)."""
+def _stale_floor_raise(collection_id: int) -> int:
+    """No stale answer of ``collection_id`` made before now is served again; the version."""
     from apps.documents.models import Collection
 
     version = Collection.objects.filter(pk=collection_id).values_list("content_version", flat=True).first() or 0
@@ -112,6 +110,23 @@ def answer_caches_purge(*, collection_id: int, document_id: int) -> None:
         cache_redis().set(_floor_key(collection_id), version, ex=settings.SLUICE_STALE_CACHE_TTL)
     except Exception as exc:
         logger.warning("stale answers of collection %s not blocked: %s", collection_id, exc)
+    return version
+
+
+def collection_answer_caches_purge(*, collection_id: int) -> None:
+    """Every vector of the collection is another model's now: semantic entries (keyed by
+    question vectors of the old model) go, and no stale answer made before now is served."""
+    version = _stale_floor_raise(collection_id)
+    deleted, _ = SemanticCacheEntry.objects.filter(collection_id=collection_id).delete()
+    logger.info("answer caches of collection %s: re-embedded, stale answers before version %s blocked, "
+                "%d semantic entries deleted", collection_id, version, deleted)
+
+
+def answer_caches_purge(*, collection_id: int, document_id: int) -> None:
+    """A document's content was deleted or replaced: no stale answer made before now may be
+    served again, and semantic entries citing it go (fresh ones are already unreachable:
+    the collection's version moved on)."""
+    version = _stale_floor_raise(collection_id)
     deleted, _ = SemanticCacheEntry.objects.filter(
         collection_id=collection_id, body__citations__contains=[{"document_id": document_id}]).delete()
     logger.info("answer caches of collection %s: stale answers before version %s blocked, %d semantic entries "

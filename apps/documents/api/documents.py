@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.operations.api.pagination import LimitOffsetPagination
+from apps.operations.api.schema import ErrorSerializer
 
 from ..models import Document
 from ..selectors import collections_for, documents_for
@@ -21,7 +22,8 @@ from ..services.ingestion import (
     documents_upload,
 )
 from ..services.parsing import format_content_type
-from .schemas import CONFLICT, DOCUMENT_LIST, UPLOAD_REQUEST, UPLOAD_RESPONSE
+from .exceptions import collection_model_check
+from .schemas import CONFLICT, DOCUMENT_LIST, MODEL_CONFLICT, UPLOAD_REQUEST, UPLOAD_RESPONSE
 from .collections import collection_for_write
 from .serializers import DocumentSerializer, DocumentUpdateSerializer
 
@@ -55,11 +57,13 @@ class CollectionDocumentsApi(APIView):
 
     @extend_schema(
         operation_id="collection_documents_upload", tags=["documents"], request=UPLOAD_REQUEST,
-        responses={202: UPLOAD_RESPONSE, 200: OpenApiResponse(UPLOAD_RESPONSE, description="all were duplicates")},
+        responses={202: UPLOAD_RESPONSE, 200: OpenApiResponse(UPLOAD_RESPONSE, description="all were duplicates"),
+                   409: MODEL_CONFLICT},
     )
     def post(self, request, collection_id: int):
         request_size_check(request)
         collection = collection_for_write(user=request.user, collection_id=collection_id)
+        collection_model_check(collection)
         if request.content_type.startswith("multipart/"):
             files = request.FILES.getlist("files") + request.FILES.getlist("file")
             if not files:
@@ -80,8 +84,8 @@ class CollectionDocumentsApi(APIView):
 @extend_schema_view(
     partial_update=extend_schema(request=DocumentUpdateSerializer, responses={
         200: DocumentSerializer, 202: OpenApiResponse(DocumentSerializer, description="new text: a new version is queued"),
-        409: CONFLICT}),
-    reindex=extend_schema(request=None, responses={202: DocumentSerializer}),
+        409: OpenApiResponse(ErrorSerializer, description=f"{CONFLICT.description} Or: {MODEL_CONFLICT.description}")}),
+    reindex=extend_schema(request=None, responses={202: DocumentSerializer, 409: MODEL_CONFLICT}),
     destroy=extend_schema(responses={204: None}),
 )
 class DocumentViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
@@ -94,16 +98,20 @@ class DocumentViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, views
     def get_queryset(self):
         return documents_for(user=self.request.user)
 
-    def _writable(self) -> Document:
+    def _writable(self, *, embeds: bool = False) -> Document:
+        """The document if the caller may change it; ``embeds``: the change embeds text,
+        so the collection's vectors must be the configured encoder's (409 otherwise)."""
         document = self.get_object()
-        collection_for_write(user=self.request.user, collection_id=document.collection_id)
+        collection = collection_for_write(user=self.request.user, collection_id=document.collection_id)
+        if embeds:
+            collection_model_check(collection)
         return document
 
     def partial_update(self, request, pk=None):
-        document = self._writable()
         serializer = DocumentUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        document = self._writable(embeds="text" in data)
         item = None
         if "text" in data:
             item = UploadItem(data=data["text"].encode(), format=data["format"], content_type=format_content_type(data["format"]))
@@ -122,5 +130,5 @@ class DocumentViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, views
 
     @action(detail=True, methods=["post"])
     def reindex(self, request, pk=None):
-        document = document_reindex(document=self._writable())
+        document = document_reindex(document=self._writable(embeds=True))
         return Response(DocumentSerializer(document).data, status=status.HTTP_202_ACCEPTED)

@@ -40,3 +40,7 @@ UPLOAD_RESPONSE = inline_serializer(name="UploadResult", fields={"documents": _U
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="The new text is another document's in this collection "
                                                         "(`document` names it).")
+
+MODEL_CONFLICT = OpenApiResponse(ErrorSerializer, description=(
+    "`code: embedding_model_mismatch`: the collection's vectors are of another model than the configured encoder's "
+    "(`collection_model`, `configured_model`); nothing was stored. The message says how to fix it."))

@@ -69,7 +69,7 @@ class DocumentSerializer(serializers.ModelSerializer):
         fields = [
             "id", "collection", "title", "source", "format", "status", "error", "progress",
             "chunks_total", "chunks_embedded", "chunk_count", "version", "metadata", "size_bytes",
-            "content_hash", "created_at", "updated_at", "ready_at", "status_url",
+            "content_hash", "created_at", "updated_at", "ready_at", "embedded_by", "status_url",
         ]
         read_only_fields = fields
 

@@ -42,7 +42,15 @@ from workers.state import state_redis
 from ..models import Chunk, Collection, Document, DocumentContent
 from ..signals import document_text_removed
 from .chunking import text_chunk
-from .embedding import DIM, embedder, embedding_scope, texts_embed
+from .embedding import (
+    DIM,
+    EmbeddingModelMismatch,
+    embedder,
+    embedding_model,
+    embedding_model_check,
+    embedding_scope,
+    texts_embed,
+)
 from .parsing import ParseError, UnsupportedFormat, document_parse, format_content_type
 
 logger = logging.getLogger(__name__)
@@ -110,16 +118,8 @@ def _ingest_statement_timeout() -> None:
 def collection_create(*, owner, name: str, description: str = "") -> Collection:
     return Collection.objects.create(
         owner=owner, name=name, description=description,
-        embedding_model=embedder_name(), embedding_dim=DIM,
+        embedding_model=embedding_model(), embedding_dim=DIM,
     )
-
-
-def embedder_name() -> str:
-    """The configured embedding model's name, without loading the model."""
-    from .embedding import BACKENDS
-
-    backend = BACKENDS[settings.SLUICE_EMBEDDING_BACKEND]
-    return backend.name
 
 
 def _collection_touch(collection_id: int) -> None:
@@ -421,6 +421,11 @@ def document_ingest_step(*, document_id: int, version: int) -> str:
     if content.plan is None or content.plan_version != version:
         return _plan(document, content)
     plan = content.plan
+    collection_model = Collection.objects.filter(pk=document.collection_id).values_list("embedding_model", flat=True).first()
+    try:
+        embedding_model_check(collection_id=document.collection_id, collection_model=collection_model)
+    except EmbeddingModelMismatch as exc:  # the configuration changed after the upload
+        return mark_failed(document_id=document_id, version=version, message=str(exc))
     done = document.chunks_embedded
     if done < len(plan):
         batch = [c["text"] for c in plan[done:done + settings.SLUICE_INGEST_STEP_CHUNKS]]
@@ -506,6 +511,7 @@ def _store(document: Document, plan: list[dict]) -> str:
         locked.attempts = 0
         locked.error = ""
         locked.ready_at = timezone.now()
+        locked.embedded_by = embedder().name
         locked.save()
         DocumentContent.objects.filter(document_id=document.pk).update(plan=None)
         _collection_touch(document.collection_id)

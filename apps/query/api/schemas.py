@@ -111,6 +111,9 @@ SSE_DESCRIPTION = (
 )
 _UNAVAILABLE = {
     404: OpenApiResponse(ErrorSerializer, description="No such collection, or not one the caller may read."),
+    409: OpenApiResponse(ErrorSerializer, description=(
+        "`code: embedding_model_mismatch`: the collection's vectors are of another model than the configured "
+        "encoder's (`collection_model`, `configured_model`); the message says how to fix it.")),
     503: OpenApiResponse(ErrorSerializer, description=(
         "Shed by admission control before anything ran (`code: overloaded`, with `reason`, `priority`, "
         "`retry_after`, `estimated_wait_s` and a `Retry-After` header; docs/overload.md), or the task "
