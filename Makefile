@@ -36,5 +36,14 @@ chromium:
 		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium; }
 
-test: install chromium
+# promtool checks the Prometheus config and alert rules (tests/operations/
+# test_monitoring_files.py): only the binary, taken from Debian's prometheus package
+# (no service installed), once.
+$(VENV)/bin/promtool: | $(VENV)/.installed
+	@command -v apt-get >/dev/null || { echo "promtool: needs apt-get (Debian) to fetch the prometheus package"; exit 1; }
+	cd "$$(mktemp -d)" && { apt-get download -qq prometheus 2>/dev/null || { apt-get update -qq && apt-get download -qq prometheus; }; } \
+		&& dpkg-deb --fsys-tarfile prometheus_*.deb | tar -xO ./usr/bin/promtool > "$(CURDIR)/$@.tmp"
+	chmod +x "$@.tmp" && mv "$@.tmp" "$@"
+
+test: install chromium $(VENV)/bin/promtool
 	$(PY) -m pytest

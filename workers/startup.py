@@ -27,8 +27,15 @@ def run_preload_hooks(app) -> None:
             logger.info("preloaded %s for queue %s in %.2fs", path, queue, time.perf_counter() - started)
 
 
+def _tracing(app) -> None:
+    from apps.operations.tracing import tracing_setup
+
+    tracing_setup(service="sluice-worker-" + "-".join(_consumed_queues(app)).replace("_", "-"))
+
+
 @signals.worker_process_init.connect
 def _preload_in_child(**kwargs) -> None:
+    _tracing(current_app)
     run_preload_hooks(current_app)
 
 
@@ -37,4 +44,5 @@ def _preload_in_main(sender=None, **kwargs) -> None:
     pool = getattr(sender, "pool_cls", None)
     name = getattr(pool, "__module__", "") if pool else ""
     if "prefork" not in name:
+        _tracing(sender.app)
         run_preload_hooks(sender.app)

@@ -29,6 +29,7 @@ from apps.generation.services.prompting import Passage, PromptTooLong
 from apps.operations.overload.breaker import CircuitBreaker
 from apps.operations.overload.capacity import GenerationSlots
 from apps.operations.overload.policy import overload_policy
+from apps.operations.tracing import span
 from workers.load import service_sample
 
 from .deliver import answer_deliver, stream_writers
@@ -87,13 +88,17 @@ def answer_compose(*, question: str, hits: list[dict], on_token: Callable[[str],
     started = time.perf_counter()
     passages = passages_from_hits(hits)
     backend = generation_backend()
-    if extractive_reason:
-        answer = answer_extract_cited(question, passages, on_token=on_token, reason=extractive_reason)
-    elif isinstance(backend, ExtractiveBackend) or not passages:
-        answer = answer_extract_cited(question, passages, on_token=on_token)
-    else:
-        answer = _generate_guarded(backend, question, passages, on_token=on_token, on_reset=on_reset,
-                                   priority_class=priority_class, deadline=deadline)
+    with span("sluice.generate", backend=backend.name, passages=len(passages),
+              streamed=on_token is not None) as current:
+        if extractive_reason:
+            answer = answer_extract_cited(question, passages, on_token=on_token, reason=extractive_reason)
+        elif isinstance(backend, ExtractiveBackend) or not passages:
+            answer = answer_extract_cited(question, passages, on_token=on_token)
+        else:
+            answer = _generate_guarded(backend, question, passages, on_token=on_token, on_reset=on_reset,
+                                       priority_class=priority_class, deadline=deadline)
+        current.set_attribute("sluice.generator", answer.generator)
+        current.set_attribute("sluice.degraded", answer.degraded)
     answer.generate_ms = round((time.perf_counter() - started) * 1000, 1)
     return answer
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from apps.documents.services.embedding import embedding_scope, query_embed
 from apps.operations.overload.policy import overload_policy
+from apps.operations.tracing import span
 from apps.retrieval.selectors import chunks_search
 from workers.deadlines import deadline_check
 from workers.queues import Queue
@@ -45,13 +46,18 @@ def search_run(*, collection_ids: list[int], query: str, mode: str, top_k: int, 
     timings = dict(timings or {})
     if mode != "text" and vector is None:
         started = time.perf_counter()
-        vector = query_embed(text=query, scope=embedding_scope(collection_ids[0]))
+        with span("sluice.embed.query"):
+            vector = query_embed(text=query, scope=embedding_scope(collection_ids[0]))
         timings["embed_ms"] = elapsed_ms(started)
     started = time.perf_counter()
-    hits = chunks_search(
-        collection_ids=collection_ids, query=query, query_vector=vector, mode=mode, top_k=top_k, filters=filters,
-        deadline=deadline,
-    )
+    # Hybrid fusion (RRF) happens inside the same SQL statement: its time is this span's.
+    with span("sluice.search", mode=mode, top_k=top_k, fusion="rrf" if mode == "hybrid" else "none",
+              filtered=bool(filters)) as current:
+        hits = chunks_search(
+            collection_ids=collection_ids, query=query, query_vector=vector, mode=mode, top_k=top_k, filters=filters,
+            deadline=deadline,
+        )
+        current.set_attribute("sluice.hits", len(hits))
     timings["retrieve_ms"] = elapsed_ms(started)
     return Searched(hits=[hit.as_dict() for hit in hits], timings=timings)
 
@@ -99,20 +105,25 @@ def _ladder(*, plan: QueryPlan, collection_ids: list[int], query: str, mode: str
     use_semantic = policy.semantic_cache_enabled
     if mode != "text" or use_semantic:
         started = time.perf_counter()
-        vector = query_embed(text=query, scope=embedding_scope(collection_ids[0]))
+        with span("sluice.embed.query"):
+            vector = query_embed(text=query, scope=embedding_scope(collection_ids[0]))
         timings["embed_ms"] = elapsed_ms(started)
     hit = None
     if use_semantic and vector is not None:
         started = time.perf_counter()
-        hit = semantic_get(scope=plan.scope, vector=vector, threshold=policy.semantic_cache_threshold,
-                           allow_stale=plan.degraded_route and policy.stale_cache_enabled)
+        with span("sluice.cache.semantic") as current:
+            hit = semantic_get(scope=plan.scope, vector=vector, threshold=policy.semantic_cache_threshold,
+                               allow_stale=plan.degraded_route and policy.stale_cache_enabled)
+            current.set_attribute("sluice.hit", hit is not None)
         timings["cache_ms"] = elapsed_ms(started)
     if hit is not None and not hit.stale:
         store_result(plan.answer_task_id, _semantic_deliver(hit, plan=plan, timings=timings))
         return
     if plan.degraded_route and policy.stale_cache_enabled:
         # The stale rung: the exact question's earlier answer first, else a paraphrase's.
-        stale = stale_get(scope=plan.scope, query=query)
+        with span("sluice.cache.stale") as current:
+            stale = stale_get(scope=plan.scope, query=query)
+            current.set_attribute("sluice.hit", stale is not None)
         if stale is not None:
             body = cached_deliver(cached=stale, plan=plan, timings=timings, stale=True, served_by="stale_cache",
                                   cached_for_version=stale["cached_for_version"])

@@ -18,6 +18,7 @@ from django.conf import settings
 from apps.generation.services.answering import generation_configured
 from apps.operations.api.overload import broker_errors_as_503
 from apps.operations.metrics import metric_inc
+from apps.operations.tracing import span
 from apps.operations.overload.admission import Admission, Route, admission_policy, admission_record
 from apps.operations.overload.policy import overload_policy
 from workers.deadlines import EXPIRES_GRACE
@@ -86,9 +87,11 @@ class Enqueued:
 
 
 def _admit(request: Request, *, endpoint: str, needs_generation: bool) -> Admission:
-    with broker_errors_as_503():
+    with span("sluice.admission", endpoint=endpoint, priority=str(request.priority_class)) as current, \
+            broker_errors_as_503():
         admission = admission_policy(generation_backend=settings.SLUICE_GENERATION_BACKEND).allow_request(
             priority_class=request.priority_class, deadline_s=request.deadline_s, needs_generation=needs_generation)
+        current.set_attribute("sluice.route", str(admission.route))
     admission_record(endpoint=endpoint, priority_class=request.priority_class, admission=admission)
     return admission
 
@@ -121,7 +124,9 @@ def query_start(request: Request, *, stream: bool) -> Cached | Rejected | Enqueu
     }
     if policy.exact_cache_enabled:
         started = time.perf_counter()
-        cached = exact_get(scope=scope, query=request.query)
+        with span("sluice.cache.exact") as current:
+            cached = exact_get(scope=scope, query=request.query)
+            current.set_attribute("sluice.hit", cached is not None)
         if cached is not None:
             return _cached_answer(request, cached, log_fields=log_fields, served_by="exact_cache",
                                   timings={"cache_ms": elapsed_ms(started)})

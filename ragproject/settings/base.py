@@ -153,6 +153,13 @@ SPECTACULAR_SETTINGS = {
 SLUICE_METRICS_TOKEN = env.str("SLUICE_METRICS_TOKEN", default="")
 SLUICE_METRICS_PUBLIC = env.bool("SLUICE_METRICS_PUBLIC", default=False)
 
+# OpenTelemetry tracing (apps/operations/tracing.py): on only when an OTLP endpoint is set
+# (the standard OTEL_* variables configure the exporter); OTEL_SDK_DISABLED=true forces it off.
+SLUICE_TRACING = bool(
+    (env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="") or env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default=""))
+    and not env.bool("OTEL_SDK_DISABLED", default=False)
+)
+
 LOG_LEVEL = env.str("SLUICE_LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,

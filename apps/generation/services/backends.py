@@ -51,6 +51,8 @@ import httpx
 import httpx2
 from huggingface_hub import InferenceClient
 from huggingface_hub import errors as hf_errors
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 
 from .extractive import answer_extract
 from .prompting import BuiltPrompt
@@ -399,17 +401,37 @@ def backend_from_settings(*, kind: str, url: str | None, **options: Any) -> Gene
 _DONE = object()
 
 
+_tracer = trace.get_tracer("sluice.generation")  # OpenTelemetry's no-op unless tracing is on
+
+
 def _client_iterate(
-    *, url: str, token: str | None, timeout: float, call: Callable[[InferenceClient], Iterator[T]]
+    *, url: str, token: str | None, timeout: float, call: Callable[[InferenceClient], Iterator[T]], parent=None,
 ) -> Iterator[T]:
-    # One client per call: closing it is what closes a streamed response (see above).
-    with InferenceClient(base_url=url, token=token, timeout=timeout) as client:
-        yield from call(client)
+    # A client span per server call, made here: huggingface_hub talks through httpx2, which
+    # the httpx instrumentation does not patch. Its context goes to the server in a
+    # `traceparent` header (TGI's own tracing continues the trace). Not the current span:
+    # the caller's code between two yielded pieces is not part of the call.
+    span = _tracer.start_span("generation.request", context=parent, kind=trace.SpanKind.CLIENT,
+                              attributes={"server.address": url, "http.request.method": "POST"})
+    headers: dict[str, str] = {}
+    propagate.inject(headers, context=trace.set_span_in_context(span))
+    try:
+        # One client per call: closing it is what closes a streamed response (see above).
+        with InferenceClient(base_url=url, token=token, timeout=timeout, headers=headers) as client:
+            yield from call(client)
+    except Exception as exc:
+        span.record_exception(exc)
+        span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
+        raise
+    finally:
+        span.end()
 
 
 def _client_run(backend, call: Callable[[InferenceClient], Iterator[T]], *, timeout: float) -> Callable[[], Iterator[T]]:
-    """``call`` on a fresh InferenceClient for ``backend``'s server (its url and token)."""
-    return functools.partial(_client_iterate, url=backend.url, token=backend.token, timeout=timeout, call=call)
+    """``call`` on a fresh InferenceClient for ``backend``'s server (its url and token); it
+    runs on a helper thread, so the caller's trace context travels with it."""
+    return functools.partial(_client_iterate, url=backend.url, token=backend.token, timeout=timeout, call=call,
+                             parent=otel_context.get_current())
 
 
 def _iterate_with_deadline(produce: Callable[[], Iterator[T]], *, timeout: float, backend: str) -> Iterator[T]:
