@@ -19,6 +19,7 @@ question's label.
 """
 import argparse
 import json
+import os
 import logging
 import sys
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import common  # noqa: F401  (Django set-up)
 import httpx
+from django.db import connections
 
 from apps.documents.models import Chunk, Collection, Document
 
@@ -113,6 +115,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the bench stack running")
     parser.add_argument("--reuse", action="store_true", help="search the corpus already on the running bench stack")
     parser.add_argument("--per-question", action="store_true", help="print each question's rank in every mode")
+    parser.add_argument("--backends", default="openvino",
+                        help="comma-separated SLUICE_EMBEDDING_BACKEND values, each on its own fresh stack; the "
+                             "first is the baseline of the difference table (e.g. sentence-transformers,openvino)")
     args = parser.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
@@ -127,10 +132,34 @@ def main() -> int:
     print(f"corpus: {len(docs)} documents (Python standard-library docs by pydoc); "
           f"questions: {len(questions)} ({per_kind})")
 
-    stack = common.stack_up(fresh=not args.reuse)
+    results = {}
+    for backend in args.backends.split(","):
+        print(f"\n== SLUICE_EMBEDDING_BACKEND={backend}")
+        results[backend] = evaluate(backend, questions=questions, docs=docs, reuse=args.reuse, keep=args.keep)
+    for backend, (ranks, empty, latency, text_leg) in results.items():
+        print(f"\n== {backend}")
+        report(questions, kinds, ranks, empty, latency, text_leg, per_question=args.per_question)
+    if len(results) > 1:
+        base_name, (base_ranks, *_) = next(iter(results.items()))
+        print(f"\ndifference to {base_name} (all questions; goal: within 0.01):")
+        print(f"{'backend':<22}" + "".join(f"{mode + ' hit@5':>14}{mode + ' MRR@10':>15}" for mode in MODES))
+        for backend, (ranks, *_) in list(results.items())[1:]:
+            cells = ""
+            for mode in MODES:
+                (h, m), (h0, m0) = scores(ranks[mode]), scores(base_ranks[mode])
+                cells += f"{h - h0:>+14.3f}{m - m0:>+15.3f}"
+            print(f"{backend:<22}{cells}")
+    return 0
+
+
+def evaluate(backend: str, *, questions, docs, reuse: bool, keep: bool):
+    """One backend's ranks, empty results, timings and text-leg count, on its own fresh stack."""
+    os.environ["SLUICE_EMBEDDING_BACKEND"] = backend  # the stack's workers inherit it
+    connections.close_all()  # this process's connections went with the previous stack
+    stack = common.stack_up(fresh=not reuse)
     try:
         with common.api_session() as api:
-            collection_id = collection_reuse(api.user) if args.reuse else corpus_ingest(api, docs)
+            collection_id = collection_reuse(api.user) if reuse else corpus_ingest(api, docs)
             chunks = Chunk.objects.filter(collection_id=collection_id).count()
             print(f"collection {collection_id}: {chunks} chunks")
             labels_check(collection_id, questions)
@@ -151,10 +180,14 @@ def main() -> int:
                     if mode == "hybrid":
                         text_leg += any(hit.get("text_rank") is not None for hit in results)
     finally:
-        if not args.keep:
+        if not keep:
             stack.down(echo=lambda line: None)
 
-    if args.per_question:
+    return ranks, empty, latency, text_leg
+
+
+def report(questions, kinds, ranks, empty, latency, text_leg, *, per_question: bool) -> None:
+    if per_question:
         print(f"\nfirst relevant rank (- = not in top {TOP_K}):")
         print(f"{'id':>3} {'kind':<10} " + " ".join(f"{m:>6}" for m in MODES) + "  question")
         for i, q in enumerate(questions):
@@ -176,7 +209,6 @@ def main() -> int:
         )
         print(f"{mode:>6}: {empty[mode]:3d} of {len(questions)} questions returned no result; median {medians}")
     print(f"hybrid: the text ranking placed a chunk in the top {TOP_K} for {text_leg} of {len(questions)} questions")
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""Admin for collections (with their shares), documents (status, error, chunk count;
-stuck and dead-lettered ones; retry, reindex and delete through the services) and
-read-only, searchable chunks."""
+"""Admin for collections (with their shares), documents (status, ingestion progress,
+error, chunk count; stuck and dead-lettered ones; retry, reindex and delete through the
+services) and read-only, searchable chunks."""
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.utils.html import format_html
 
 from apps.operations.admin_records import RecordAdmin
 
@@ -59,7 +60,8 @@ class CollectionAdmin(admin.ModelAdmin):
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
-    list_display = ["id", "title", "collection", "status", "short_error", "chunk_count", "version", "updated_at"]
+    list_display = ["id", "title", "collection", "status", "ingestion_progress", "short_error", "chunk_count",
+                    "version", "updated_at"]
     list_filter = [IngestionHealthFilter, "status", "format"]
     list_select_related = ["collection"]
     search_fields = ["title", "source", "content_hash"]
@@ -76,6 +78,25 @@ class DocumentAdmin(admin.ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)  # it would bypass document_delete
         return actions
+
+    @admin.display(description="progress")
+    def ingestion_progress(self, obj: Document) -> str:
+        """A bar for a document being ingested: chunks embedded of the version's chunks (the
+        API's ``progress``), or an indeterminate bar while it waits or is parsed (its chunk
+        count is not known yet). Nothing once it is final: the status says ready or failed."""
+        if obj.status in (Document.Status.READY, Document.Status.FAILED):
+            return "–"
+        label = f"{obj.title[:80]}: {obj.get_status_display().lower()}"
+        if not obj.chunks_total:
+            return format_html('<span style="white-space: nowrap"><progress class="ingest-progress" data-document="{}" '
+                               'aria-label="{}" style="width: 6em; vertical-align: middle"></progress> {}</span>',
+                               obj.pk, label, obj.get_status_display().lower())
+        percent = round(obj.progress * 100)
+        return format_html('<span style="white-space: nowrap"><progress class="ingest-progress" data-document="{}" '
+                           'value="{}" max="{}" aria-label="{}, {}% of its chunks embedded" '
+                           'style="width: 6em; vertical-align: middle">{}%</progress> {} / {} chunks ({}%)</span>',
+                           obj.pk, obj.chunks_embedded, obj.chunks_total, label, percent, percent,
+                           obj.chunks_embedded, obj.chunks_total, percent)
 
     @admin.display(description="error")
     def short_error(self, obj: Document) -> str:

@@ -25,4 +25,7 @@ class DocumentsConfig(AppConfig):
 
         message_dead_lettered.connect(dead_lettered, weak=False)
 
+        from .gauges import documents_gauges_register
+
         embedding_cache_gauges_register()  # the embedding cache's gauges on /metrics
+        documents_gauges_register()

@@ -1,10 +1,13 @@
 """The admin site: Django's, plus the queue page (``/admin/queues/``): depth and oldest
 message per queue and priority, live workers, unacknowledged (running or stuck) work,
 purge and requeue with a confirmation step, the dead-letter list (retry or discard each
-message), and a link to Flower. Any staff user sees the page; the repairs need the
-``operations.manage_queues`` permission (403 without it, and the page hides them)."""
+message), charts of the last hour (apps/operations/history.py), and a link to Flower. Any
+staff user sees the page; the repairs need the ``operations.manage_queues`` permission
+(403 without it, and the page hides them). With Redis down the page still renders, each
+part that reads Redis saying it is unavailable."""
 import functools
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -13,8 +16,11 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from workers.errors import REDIS_ERRORS
 from workers.recovery import dead_letter_count, dead_letter_discard, dead_letter_retry, dead_letters
 
+from .admin_charts import Chart, Series, time_line_chart, time_stacked_bars
+from .history import History, history_read
 from .queues import queue_list_keys, queue_list_purge, queues_state, unacked_requeue, unacked_stale
 
 logger = logging.getLogger("apps.operations.queues")
@@ -49,6 +55,42 @@ def _back_to_queues(request, message: str, *, error: bool = False, anchor: str =
     return HttpResponseRedirect(reverse("admin:queues") + anchor)
 
 
+def _redis_read(read: Callable[[], object], what: str) -> tuple[object, str]:
+    """``(read(), "")``, or ``(None, why)`` when Redis cannot be read: one part of the queue
+    page says it is unavailable instead of the whole page answering 503."""
+    try:
+        return read(), ""
+    except REDIS_ERRORS as exc:
+        logger.info("queue page: %s unavailable (%s)", what, exc)
+        return None, f"Redis could not be read ({exc.__class__.__name__}: {exc})"
+
+
+def history_charts(history: History) -> list[Chart]:
+    """The queue page's four charts of the rolling history."""
+    common = {"times": history.times, "start": history.start, "now": history.now}
+    return [
+        time_line_chart(
+            chart_id="chart-queue-depth", title="Queue depth", unit="messages", y_label="messages waiting",
+            caption="Messages waiting in each queue (all priority lists), sampled by a worker.",
+            series=[Series(q, v) for q, v in history.depth.items()], **common),
+        time_line_chart(
+            chart_id="chart-oldest-age", title="Oldest waiting message", unit="s", y_label="age (seconds)",
+            caption="How long the oldest waiting message of each queue had waited (0 when the queue is empty).",
+            series=[Series(q, v) for q, v in history.oldest_age.items()], **common),
+        time_line_chart(
+            chart_id="chart-shed-rate", title="Shed rate", unit="", y_label="% rejected", percent=True,
+            caption="Share of admission decisions that rejected the request (503 overloaded), per request class, "
+                    "between consecutive samples (sluice_admissions_total); gaps: no request of that class.",
+            series=[Series(c, v) for c, v in history.shed.items()], **common),
+        time_stacked_bars(
+            chart_id="chart-served-by", title="Answers by served_by", unit="answers/min",
+            y_label="answers per minute",
+            caption="Answers per minute between consecutive samples, by the rung that served them "
+                    "(sluice_answers_served_total).",
+            series=[Series(r, v) for r, v in history.served_per_min.items()], **common),
+    ]
+
+
 class SluiceAdminSite(admin.AdminSite):
     site_header = "Sluice administration"
     site_title = "Sluice admin"
@@ -70,11 +112,20 @@ class SluiceAdminSite(admin.AdminSite):
     def queues_view(self, request):
         from .overload.admission import overload_overview
 
-        context = {**self.each_context(request), "title": "Queues", "queues": queues_state(),
-                   "overload": overload_overview(), "dead_letters": dead_letters(limit=50),
-                   "dead_letter_count": dead_letter_count(), "max_deaths": settings.SLUICE_TASK_MAX_DEATHS,
+        queues, queues_error = _redis_read(queues_state, "queues")
+        overload, overload_error = _redis_read(overload_overview, "overload overview")
+        dead, dead_error = _redis_read(lambda: (dead_letters(limit=50), dead_letter_count()), "dead letters")
+        history, history_error = _redis_read(history_read, "history")
+        context = {**self.each_context(request), "title": "Queues", "queues": queues or [],
+                   "queues_error": queues_error, "overload": overload, "overload_error": overload_error,
+                   "dead_letters": dead[0] if dead else [], "dead_letter_count": dead[1] if dead else None,
+                   "dead_letter_error": dead_error, "max_deaths": settings.SLUICE_TASK_MAX_DEATHS,
                    "stuck_after_s": int(settings.SLUICE_ADMIN_STUCK_AFTER),
-                   "can_manage_queues": request.user.has_perm(MANAGE_QUEUES)}
+                   "can_manage_queues": request.user.has_perm(MANAGE_QUEUES),
+                   "history": history, "history_error": history_error,
+                   "history_charts": history_charts(history) if history and not history.empty else [],
+                   "history_window_min": round(settings.SLUICE_HISTORY_WINDOW / 60),
+                   "history_interval_s": settings.SLUICE_HISTORY_INTERVAL}
         return TemplateResponse(request, "admin/sluice/queues.html", context)
 
     def queue_purge_view(self, request):

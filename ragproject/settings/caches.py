@@ -58,3 +58,9 @@ CACHES = {
     # with the cache, so they live in the state database; each expires with its window.
     "state": _django_redis_cache(SLUICE_STATE_REDIS_URL),
 }
+
+# The admin queue page's rolling history (docs/operations.md, "Charts in the admin"): one
+# worker samples the queues and the admission and answer counters every
+# SLUICE_HISTORY_INTERVAL seconds into the state database, kept for SLUICE_HISTORY_WINDOW.
+SLUICE_HISTORY_INTERVAL = env.float("SLUICE_HISTORY_INTERVAL", default=15.0)
+SLUICE_HISTORY_WINDOW = env.float("SLUICE_HISTORY_WINDOW", default=3600.0)

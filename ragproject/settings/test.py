@@ -23,6 +23,7 @@ environ_defaults({
     "SLUICE_REQUEUE_INTERVAL": "2",
     "SLUICE_RECONCILE_INTERVAL": "2",
     "SLUICE_INGEST_STUCK_AFTER": "6",
+    "SLUICE_HISTORY_INTERVAL": "1",  # the admin's charts fill within a test (tests/operations/test_admin_charts.py)
     # Small limits so the limit tests send little data.
     "SLUICE_UPLOAD_MAX_BYTES": str(2 * 1024 * 1024),
     "SLUICE_UPLOAD_MAX_FILES": "20",

@@ -68,3 +68,36 @@ def test_metrics_access_rule(live_db, token, public, header, status):
     assert response.status_code == status
     if status == 403:
         assert b"SLUICE_METRICS_TOKEN" in response.content
+
+
+def test_ingestion_and_priority_list_gauges_read_the_real_state(api, client, collection, live_db):
+    from django.utils import timezone
+
+    from apps.documents.models import Document
+    from tests.helpers import upload_final
+    from workers.recovery import dead_letter, dead_letter_discard
+
+    ready = upload_final(client, collection, json={"title": "Weirs", "text": "A weir raises the water upstream."})
+    # A document that stopped moving an hour ago: what the admin's "stuck" filter shows.
+    stuck = Document.objects.get(pk=ready["id"])
+    Document.objects.filter(pk=stuck.pk).update(status=Document.Status.EMBEDDING,
+                                                updated_at=timezone.now() - timezone.timedelta(hours=1))
+    task_id = f"gauge-test-{uuid.uuid4().hex[:8]}"
+    dead_letter(task_name="sluice.test", task_id=task_id, queue="embed", args=(), kwargs={}, reason="test")
+    try:
+        families = _families(api.get("/metrics").text)
+    finally:
+        dead_letter_discard(task_id=task_id)
+        Document.objects.filter(pk=stuck.pk).update(status=Document.Status.READY)
+
+    by_status = {s.labels["status"]: s.value for s in families["sluice_documents"].samples}
+    assert set(by_status) == set(Document.Status.values)
+    assert by_status["embedding"] >= 1 and by_status["ready"] >= 0
+    assert [s.value for s in families["sluice_documents_stuck"].samples][0] >= 1
+    assert [s.value for s in families["sluice_dead_letter_messages"].samples][0] >= 1
+
+    depth = {s.labels["queue"]: s.value for s in families["sluice_queue_depth"].samples}
+    lists = [(s.labels["queue"], s.labels["priority"], s.value) for s in families["sluice_queue_priority_depth"].samples]
+    ages = {(s.labels["queue"], s.labels["priority"]): s.value for s in families["sluice_queue_oldest_age_seconds"].samples}
+    assert {q for q, _, _ in lists} == set(depth) and len({p for _, p, _ in lists}) > 1  # several priority lists
+    assert set(ages) == {(q, p) for q, p, _ in lists} and all(age >= 0 for age in ages.values())

@@ -91,10 +91,12 @@ def encoder_build(*, quantisation: str = "none", source: Path | None = None, cac
         raise ValueError(f"quantisation {quantisation!r} is not one of {', '.join(QUANTISATIONS)}")
     source = Path(source or source_model_dir())
     cache_dir = Path(cache_dir or settings.SLUICE_MODEL_CACHE_DIR)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = source_fingerprint(source, quantisation=quantisation)
     prefix = f"{LABEL}-openvino-{quantisation}-"
     final = cache_dir / f"{prefix}{fingerprint[:16]}"
+    if (final / "model.xml").exists():  # complete builds only ever appear by a rename: no lock needed
+        return Build(path=final / "model.xml", fingerprint=fingerprint, reused=True)  # (a read-only image works)
+    cache_dir.mkdir(parents=True, exist_ok=True)
     with _locked(cache_dir / f".{prefix}lock"):
         if (final / "model.xml").exists():
             return Build(path=final / "model.xml", fingerprint=fingerprint, reused=True)
