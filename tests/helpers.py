@@ -132,3 +132,23 @@ def upload_final(client, collection, *, timeout: float = 90, **body) -> dict:
     done = wait_document(client, response.json()["documents"][0]["id"], timeout=timeout)
     assert done["status"] in ("ready", "failed"), done
     return done
+
+
+def stack_recover(stack, *, timeout: float = 90.0) -> None:
+    """``stack up`` (restarts whatever is down) until the health endpoint says 200."""
+    import httpx
+    from django.conf import settings
+    from django.db import connections
+
+    deadline = time.monotonic() + timeout
+    stack.up(echo=lambda line: None)
+    connections.close_all()  # this test process's own connections may predate a restart
+    url = f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}/api/v1/health/"
+    while True:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the stack did not become healthy again"
+        time.sleep(0.5)

@@ -8,27 +8,8 @@ import uuid
 
 import httpx
 import pytest
-from django.conf import settings
 
-from tests.helpers import wait_document
-
-
-def stack_recover(stack, *, timeout: float = 90.0) -> None:
-    """``stack up`` (restarts whatever is down) until the health endpoint says 200."""
-    from django.db import connections
-
-    deadline = time.monotonic() + timeout
-    stack.up(echo=lambda line: None)
-    connections.close_all()  # this test process's own connections may predate a restart
-    url = f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}/api/v1/health/"
-    while True:
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the stack did not become healthy again"
-        time.sleep(0.5)
+from tests.helpers import stack_recover, wait_document
 
 
 @pytest.fixture

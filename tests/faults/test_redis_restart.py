@@ -12,7 +12,9 @@ import pytest
 
 from apps.documents.models import Chunk, Document
 
-from .conftest import SearchLoad, stack_recover
+from tests.helpers import stack_recover
+
+from .conftest import SearchLoad
 
 pytestmark = pytest.mark.stack
 

@@ -11,12 +11,11 @@ import pytest
 from django.conf import settings
 
 from apps.documents.models import Chunk, Document
-from tests.helpers import wait_document, worker_restart
+from tests.helpers import stack_recover, wait_document, worker_restart
 from workers.faults import fault_arm, fault_disarm, fault_hits
 from workers.queues import Queue
 from workers.recovery import dead_letters
 
-from .conftest import stack_recover
 
 pytestmark = pytest.mark.stack
 

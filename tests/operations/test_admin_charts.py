@@ -9,7 +9,6 @@ import signal
 import time
 import uuid
 
-import httpx
 import pytest
 from django.conf import settings
 
@@ -17,7 +16,7 @@ from apps.documents.models import Document
 from apps.operations.history import KEY, history_read, history_samples
 from apps.operations.queues import queue_list_purge
 from ragproject.celery import app
-from tests.helpers import eventually, wait_document
+from tests.helpers import eventually, stack_recover, wait_document
 from workers.faults import fault_arm, fault_disarm
 from workers.load import queue_loads
 from workers.queues import Queue
@@ -167,26 +166,10 @@ def test_queue_page_says_history_unavailable_while_redis_is_down(stack, admin, l
     try:
         page = admin.get("/admin/queues/")
     finally:
-        _stack_recover(stack)
+        stack_recover(stack)
     assert page.status_code == 200, page.text[:500]
     assert 'id="history-unavailable"' in page.text and "History unavailable: Redis could not be read" in page.text
     assert 'id="queues-unavailable"' in page.text
     assert 'id="history-unavailable"' not in admin.get("/admin/queues/").text  # back with Redis
 
 
-def _stack_recover(stack, *, timeout: float = 90.0) -> None:
-    """``stack up`` (restarts what is down) until the health endpoint answers 200."""
-    from django.db import connections
-
-    stack.up(echo=lambda line: None)
-    connections.close_all()
-    deadline = time.monotonic() + timeout
-    url = f"http://{settings.SLUICE_HOST}:{settings.SLUICE_WEB_PORT}/api/v1/health/"
-    while True:
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the stack did not become healthy again"
-        time.sleep(0.5)
