@@ -95,18 +95,18 @@ def main() -> int:
 
     stack = common.stack_up()
     phases: dict[str, dict[str, list[float]]] = {"off": {"search": [], "query": []}, "on": {"search": [], "query": []}}
+    stack_api = common.api_session()
     with OTLPStandIn(host="127.0.0.1") as collector:
         try:
             docs = common.corpus_documents(common.CORPUS_MODULES[: args.modules])
-            with common.api_session() as api:
-                collection = api.post("/collections/", json={"name": "bench-tracing"}).json()
-                common.documents_wait(common.corpus_upload(api, collection["id"], docs))
+            api = stack_api.__enter__()  # one user and session for every phase (the collection is theirs)
+            collection = api.post("/collections/", json={"name": "bench-tracing"}).json()
+            common.documents_wait(common.corpus_upload(api, collection["id"], docs))
             requests_on = 0
             for round_ in range(args.rounds):
                 for phase in ("off", "on"):
                     restart(stack, endpoint=collector.endpoint if phase == "on" else None)
-                    with common.api_session() as api:
-                        got = measure(api, collection["id"], n=args.requests, tag=f"{phase}{round_}")
+                    got = measure(api, collection["id"], n=args.requests, tag=f"{phase}{round_}")
                     for kind, values in got.items():
                         phases[phase][kind] += values
                     if phase == "on":
@@ -118,6 +118,7 @@ def main() -> int:
             time.sleep(6)  # the last batches
             spans = len(collector.spans())
         finally:
+            stack_api.__exit__(None, None, None)
             stack.down(echo=lambda line: None)
 
     print(f"\n{'path':<8}{'off p50':>9}{'on p50':>9}{'on/off':>8}{'off p99':>9}{'on p99':>9}{'on/off':>8}")

@@ -22,6 +22,13 @@ from .filters import filters_sql
 MODES = ("hybrid", "vector", "text")
 # RRF's k: the standard 60 (Cormack et al. 2009) damps the weight of top ranks.
 RRF_K = 60
+# An unfiltered search's HNSW candidate list is this many times max(SLUICE_HNSW_EF_SEARCH,
+# candidates): at a million chunks a list of 100 holds 91 % of the exact top 10, one of
+# 400 96 %, for 4-5 ms more at p99 (docs/benchmarks.md, "Search at 1M chunks"). A filtered
+# search keeps the plain size: its iterative scan extends the list until `candidates` rows
+# pass the filter, and a longer first list there only adds work, not recall.
+UNFILTERED_EF_SEARCH_FACTOR = 4
+HNSW_EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +143,12 @@ text_hits AS (
 )"""
 
 
+def hnsw_ef_search(*, candidates: int, filtered: bool) -> int:
+    """The ``hnsw.ef_search`` of a search asking HNSW for ``candidates`` rows."""
+    ef_search = max(settings.SLUICE_HNSW_EF_SEARCH, candidates) * (1 if filtered else UNFILTERED_EF_SEARCH_FACTOR)
+    return min(ef_search, HNSW_EF_SEARCH_MAX)
+
+
 def _text_cte(*, query: str, collection_ids: list[int], filter_sql: str, filter_params: list, candidates: int) -> tuple[str, list]:
     """The ``text_hits`` CTE for ``query``, and its parameters."""
     if _WEB_SYNTAX.search(query):
@@ -202,13 +215,13 @@ def chunks_search(
         f" ORDER BY f.score DESC, {'f.text_rank, ' if mode == 'text' else ''}c.id LIMIT %s"
     )
     params.append(top_k)
-    ef_search = str(max(settings.SLUICE_HNSW_EF_SEARCH, candidates))
+    ef_search = hnsw_ef_search(candidates=candidates, filtered=bool(filters))
 
     def run(alias: str) -> list[tuple]:
         with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
             # ef_search bounds HNSW's candidate list; iterative scans keep going when filters
             # reject candidates, so a selective filter still yields `candidates` rows.
-            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [ef_search])
+            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             if deadline is not None:
                 remaining_ms = int((deadline - time.time()) * 1000)

@@ -20,10 +20,11 @@ SLUICE_EMBEDDING_CACHE_TTL = env.int("SLUICE_EMBEDDING_CACHE_TTL", default=7 * 2
 # Encoder threads of the pools that embed queries (retrieve): short texts, batched.
 SLUICE_QUERY_EMBED_THREADS = env.int("SLUICE_QUERY_EMBED_THREADS", default=1)
 # Query vectors of concurrent searches share one forward pass (apps/documents/services/
-# batching.py): at most SLUICE_QUERY_BATCH_MAX queries, and a lone query waits at most
-# SLUICE_QUERY_BATCH_WAIT_MS for company. SLUICE_QUERY_BATCH_MAX=1 turns batching off.
+# batching.py): at most SLUICE_QUERY_BATCH_MAX queries; a pass waits SLUICE_QUERY_BATCH_WAIT_MS
+# for company (0: only the queries that arrived while the previous pass ran share it, so a
+# lone query waits for nothing). SLUICE_QUERY_BATCH_MAX=1 turns batching off.
 SLUICE_QUERY_BATCH_MAX = env.int("SLUICE_QUERY_BATCH_MAX", default=32)
-SLUICE_QUERY_BATCH_WAIT_MS = env.float("SLUICE_QUERY_BATCH_WAIT_MS", default=2.0)
+SLUICE_QUERY_BATCH_WAIT_MS = env.float("SLUICE_QUERY_BATCH_WAIT_MS", default=0.0)
 
 # Worker start-up hooks per queue (dotted paths, run in every worker process).
 SLUICE_WORKER_PRELOAD = {
