@@ -24,9 +24,9 @@ MODES = ("hybrid", "vector", "text")
 RRF_K = 60
 # An unfiltered search's HNSW candidate list is this many times max(SLUICE_HNSW_EF_SEARCH,
 # candidates): at a million chunks a list of 100 holds 91 % of the exact top 10, one of
-# 400 96 %, for 4-5 ms more at p99 (docs/benchmarks.md, "Search at 1M chunks"). A filtered
-# search keeps the plain size: its iterative scan extends the list until `candidates` rows
-# pass the filter, and a longer first list there only adds work, not recall.
+# 400 96 %, for ~3 ms more at p50 and ~9 ms at p99 (17 ms; docs/benchmarks.md, "Search at
+# 1M chunks"). A filtered search keeps the plain size: its iterative scan extends the list
+# until `candidates` rows pass the filter, and a longer first list there only adds work.
 UNFILTERED_EF_SEARCH_FACTOR = 4
 HNSW_EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
 
