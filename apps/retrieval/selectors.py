@@ -58,9 +58,12 @@ def vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vector, dtype=np.float32)) + "]"
 
 
+# `distance + 0`: the relaxed iterative scan emits rows only roughly in distance order, and
+# Postgres would take the subquery's ORDER BY as already satisfying the window's and rank
+# rows in emission order; an expression forces the re-sort (pgvector's documented idiom).
 _VECTOR_CTE = """
 vector_hits AS (
-    SELECT id, row_number() OVER (ORDER BY distance) AS rank, distance FROM (
+    SELECT id, row_number() OVER (ORDER BY distance + 0) AS rank, distance FROM (
         SELECT c.id, c.embedding <=> %s::vector AS distance
         FROM documents_chunk c
         WHERE c.collection_id = ANY(%s) {filters}
