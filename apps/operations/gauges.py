@@ -1,63 +1,51 @@
 """Operations' scrape-time gauges (see metrics.py), registered in
-``OperationsConfig.ready()``: queue depths and live workers, read as the health report
-reads them so /metrics and /health agree, and the generation circuit breaker."""
+``OperationsConfig.ready()``: queue depths (per queue and per priority list), the oldest
+waiting message, live workers (from the same list keys and heartbeats the health report
+reads, so /metrics and /health agree), dead letters, and the generation circuit breaker."""
 import time
 
 from django.conf import settings
 
-from workers.queues import Queue
 from workers.recovery import dead_letter_count
 
 from .metrics import gauge_source
 from .overload.breaker import STATES, breaker_state
-from .queues import queues_state
-from .selectors import queue_health
+from .queues import QueueState, queues_state
 
 QUEUES_MAX_AGE = 0.5
-_queues_read: tuple[float, dict[str, dict]] | None = None
+_queues_read: tuple[float, list[QueueState]] | None = None
 
 
-def _queues() -> dict[str, dict]:
-    """Each queue's health, read once per scrape (both queue gauges below use it)."""
+def _queues() -> list[QueueState]:
+    """Every queue's state (its priority lists, live workers), read once per scrape: the
+    four queue gauges below share one pass over Redis."""
     global _queues_read
     now = time.monotonic()
     if _queues_read is None or now - _queues_read[0] > QUEUES_MAX_AGE:
-        _queues_read = (now, {queue.value: queue_health(queue=queue) for queue in Queue})
+        _queues_read = (now, queues_state())
     return _queues_read[1]
 
 
 def _queue_depth():
-    for queue, health in _queues().items():
-        if "depth" in health:
-            yield {"queue": queue}, health["depth"]
+    for state in _queues():
+        yield {"queue": state.name}, state.depth
 
 
 def _queue_workers():
-    for queue, health in _queues().items():
-        if "workers" in health:
-            yield {"queue": queue}, health["workers"]
-
-
-_lists_read: tuple[float, list] | None = None
-
-
-def _priority_lists() -> list[tuple[str, object]]:
-    """Every queue's priority lists (depth, oldest message), read once per scrape."""
-    global _lists_read
-    now = time.monotonic()
-    if _lists_read is None or now - _lists_read[0] > QUEUES_MAX_AGE:
-        _lists_read = (now, [(state.name, lst) for state in queues_state() for lst in state.lists])
-    return _lists_read[1]
+    for state in _queues():
+        yield {"queue": state.name}, len(state.workers)
 
 
 def _list_depth():
-    for queue, lst in _priority_lists():
-        yield {"queue": queue, "priority": lst.priority}, lst.depth
+    for state in _queues():
+        for lst in state.lists:
+            yield {"queue": state.name, "priority": lst.priority}, lst.depth
 
 
 def _oldest_age():
-    for queue, lst in _priority_lists():
-        yield {"queue": queue, "priority": lst.priority}, lst.oldest_age_s or 0.0
+    for state in _queues():
+        for lst in state.lists:
+            yield {"queue": state.name, "priority": lst.priority}, lst.oldest_age_s or 0.0
 
 
 def _dead_letters():
